@@ -1,0 +1,63 @@
+/*
+ * util.h: the small things every module uses: allocation that cannot fail
+ * (it aborts, as tmux and htop do), a growable string buffer, string helpers.
+ *
+ * Two tiers of errors: running out of memory is not recoverable and aborts
+ * inside x*(); everything that can really happen returns a status.
+ */
+#ifndef TDS_UTIL_H
+#define TDS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TDS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define TDS_MUST_CHECK __attribute__((warn_unused_result))
+#define TDS_UNUSED __attribute__((unused))
+#define TDS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation: abort with a message on failure; never return NULL. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Formatted allocation; the caller frees the result. */
+char *xasprintf(const char *fmt, ...) TDS_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) TDS_PRINTF(1, 0);
+
+/* A growable NUL-terminated byte buffer.  Zero-initialise to start empty. */
+struct strbuf {
+    char *buf;  /* NULL until the first append; always NUL-terminated after */
+    size_t len;
+    size_t cap;
+};
+
+void strbuf_append(struct strbuf *sb, const char *s, size_t n);
+void strbuf_puts(struct strbuf *sb, const char *s);
+void strbuf_putc(struct strbuf *sb, char c);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) TDS_PRINTF(2, 3);
+void strbuf_reset(struct strbuf *sb);
+/* Hands the buffer to the caller (never NULL; "" when empty) and empties sb. */
+char *strbuf_detach(struct strbuf *sb);
+void strbuf_free(struct strbuf *sb);
+
+/* Strings. */
+bool str_eq(const char *a, const char *b);           /* NULL-safe */
+bool str_empty(const char *s);                       /* NULL or "" */
+bool str_starts_with(const char *s, const char *prefix);
+bool str_is_digits(const char *s);                   /* non-empty, [0-9]+ */
+/* strtoll with full-string and range checks; false on any junk. */
+bool str_to_ll(const char *s, long long *out);
+/* Levenshtein distance, for "did you mean" suggestions. */
+size_t str_edit_distance(const char *a, const char *b);
+/* Constant-time comparison of two byte strings (lengths may differ). */
+bool str_consttime_eq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Monotonic and wall clocks in milliseconds. */
+long long time_mono_ms(void);
+long long time_wall_ms(void);
+
+#endif

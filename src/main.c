@@ -1,0 +1,106 @@
+/*
+ * main.c: argument parsing and mode dispatch, nothing else.
+ *
+ *   tds [OPTIONS]                   console with an embedded engine
+ *   tds --attach [OPTIONS]          console alone, steering engines elsewhere
+ *   tds --daemon [OPTIONS]          engine alone, headless
+ *   tds --demo                      console on a private PostgreSQL + simulator
+ *   tds [OPTIONS] SUBCOMMAND ...    scripting and cron
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tds/cli.h"
+#include "tds/log.h"
+
+struct command {
+    const char *name;
+    int (*run)(const struct cli_globals *g, int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"check-config", cli_check_config, "print the effective configuration and where each value came from"},
+    {"migrate", cli_migrate, "create or upgrade the database schema"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: tds [OPTIONS]                 console with an embedded engine\n"
+            "       tds --attach [OPTIONS]        console for engines running elsewhere\n"
+            "       tds --daemon [OPTIONS]        headless engine (systemd)\n"
+            "       tds --demo                    console on a private demo database\n"
+            "       tds [OPTIONS] COMMAND [ARGS]  scripting and cron\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE   configuration file (default: $TDS_CONFIG,\n"
+            "                      $XDG_CONFIG_HOME/tds/tds.yaml, /etc/tds/tds.yaml)\n"
+            "      --attach        run the console without an engine\n"
+            "      --daemon        run the engine without a console\n"
+            "      --demo          private PostgreSQL and Zoho simulator, for a first look\n"
+            "      --instance NAME engine instance name (default: host-pid)\n"
+            "      --read-only     console refuses every action\n"
+            "      --theme NAME    console colour theme\n"
+            "  -h, --help          show this help and exit\n"
+            "  -V, --version       show the version and exit\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < TDS_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nSee tds(1) and tds.yaml(5).\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_ATTACH = 256, OPT_DAEMON, OPT_DEMO, OPT_READ_ONLY, OPT_THEME, OPT_INSTANCE };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"attach", no_argument, NULL, OPT_ATTACH},
+        {"daemon", no_argument, NULL, OPT_DAEMON},
+        {"demo", no_argument, NULL, OPT_DEMO},
+        {"instance", required_argument, NULL, OPT_INSTANCE},
+        {"read-only", no_argument, NULL, OPT_READ_ONLY},
+        {"theme", required_argument, NULL, OPT_THEME},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_globals g = {0};
+    opterr = 0;
+    int ch;
+    /* "+": stop at the subcommand; its own options are its business. */
+    while ((ch = getopt_long(argc, argv, "+:c:hV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': g.config_path = optarg; break;
+        case OPT_ATTACH: g.attach = true; break;
+        case OPT_DAEMON: g.daemon = true; break;
+        case OPT_DEMO: g.demo = true; break;
+        case OPT_INSTANCE: g.instance = optarg; break;
+        case OPT_READ_ONLY: g.read_only = true; break;
+        case OPT_THEME: g.theme = optarg; break;
+        case 'h': usage(stdout); return TDS_EXIT_OK;
+        case 'V': printf("tds %s\n", TDS_VERSION); return TDS_EXIT_OK;
+        case ':':
+            return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (g.attach + g.daemon + g.demo > 1)
+        return cli_usage_error("--attach, --daemon and --demo cannot be combined");
+
+    if (optind < argc) {
+        const char *name = argv[optind];
+        if (g.attach || g.daemon || g.demo)
+            return cli_usage_error("'%s' cannot be combined with --attach, --daemon or --demo",
+                                   name);
+        for (size_t i = 0; i < TDS_ARRAY_LEN(commands); i++)
+            if (strcmp(commands[i].name, name) == 0)
+                return commands[i].run(&g, argc - optind, argv + optind);
+        return cli_usage_error("unknown command '%s'", name);
+    }
+    return cli_usage_error("the console is not built yet; see README.md for what works");
+}
