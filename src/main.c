@@ -24,6 +24,15 @@ struct command {
 static const struct command commands[] = {
     {"check-config", cli_check_config, "print the effective configuration and where each value came from"},
     {"migrate", cli_migrate, "create or upgrade the database schema"},
+    {"status", cli_status, "fleet health; exit 0 healthy, 3 degraded, 4 down"},
+    {"runs", cli_runs, "list sync runs"},
+    {"run", cli_run, "show one sync run with its recent events"},
+    {"queue", cli_queue, "list queue items"},
+    {"dlq", cli_dlq, "list, show, retry or discard dead-letter items"},
+    {"alerts", cli_alerts, "list or acknowledge alerts"},
+    {"engines", cli_engines, "list the engines of the fleet"},
+    {"pause", cli_pause, "pause the fleet (or one engine with --instance)"},
+    {"resume", cli_resume, "resume the fleet (or one engine with --instance)"},
 };
 
 static void usage(FILE *out)
@@ -51,6 +60,51 @@ static void usage(FILE *out)
     for (size_t i = 0; i < TDS_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nSee tds(1) and tds.yaml(5).\n");
+}
+
+/*
+ * Global options may also follow the subcommand (`tds check-config --config
+ * FILE`): takes --config/-c and --instance out of argv (up to a "--") and
+ * returns the new argc, or -1 after a usage error.
+ */
+static int take_global_options(struct cli_globals *g, int argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        const char *value = NULL;
+        if (strcmp(a, "--") == 0) {
+            while (i < argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+            slot = &g->config_path;
+        else if (strcmp(a, "--instance") == 0)
+            slot = &g->instance;
+        else if (strncmp(a, "--config=", 9) == 0) {
+            slot = &g->config_path;
+            value = a + 9;
+        } else if (strncmp(a, "--instance=", 11) == 0) {
+            slot = &g->instance;
+            value = a + 11;
+        }
+        if (slot == NULL) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                cli_usage_error("option '%s' needs a value", a);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        *slot = value;
+    }
+    argv[out] = NULL;
+    return out;
 }
 
 int main(int argc, char **argv)
@@ -97,9 +151,12 @@ int main(int argc, char **argv)
         if (g.attach || g.daemon || g.demo)
             return cli_usage_error("'%s' cannot be combined with --attach, --daemon or --demo",
                                    name);
+        int sub_argc = take_global_options(&g, argc - optind, argv + optind);
+        if (sub_argc < 0)
+            return TDS_EXIT_USAGE;
         for (size_t i = 0; i < TDS_ARRAY_LEN(commands); i++)
             if (strcmp(commands[i].name, name) == 0)
-                return commands[i].run(&g, argc - optind, argv + optind);
+                return commands[i].run(&g, sub_argc, argv + optind);
         return cli_usage_error("unknown command '%s'", name);
     }
     return cli_usage_error("the console is not built yet; see README.md for what works");

@@ -64,6 +64,11 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* UBSan's inserted null check on fmt makes GCC 12 see a "null format
+ * string" path in the formatting helpers below; fmt is never NULL. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 char *xvasprintf(const char *fmt, va_list ap)
 {
     va_list aq;
@@ -132,6 +137,8 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
     sb->len += (size_t)n;
     va_end(ap);
 }
+
+#pragma GCC diagnostic pop
 
 void strbuf_reset(struct strbuf *sb)
 {

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# tests/config/run-bad.sh: runs `tds check-config` on every bad configuration
+# in tests/config/bad and checks the exit status (2) and the exact stderr
+# against NAME.expected; then checks that the good configurations in
+# tests/config/good and tds.yaml.sample pass (exit 0), and that no output
+# ever contains a secret value (every secret in the fixtures contains
+# "TOPSECRET").
+#
+#   run-bad.sh TDS            TDS: the tds binary, or a build directory holding it
+#   run-bad.sh TDS --update   rewrite the .expected files from what tds prints
+#
+# Runs from inside tests/config/bad so the messages carry the bare file
+# name.  NAME.env, when present, holds VAR=value lines for that run.
+# The environment the loader reads is cleared first.  Git does not keep
+# file modes, so the secret fixtures get theirs here.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tds=${1:?usage: run-bad.sh TDS_BINARY_OR_BUILD_DIR [--update]}
+[ -d "$tds" ] && tds=$tds/tds
+case $tds in /*) ;; *) tds=$PWD/$tds ;; esac
+update=${2:-}
+[ -x "$tds" ] || { echo "run-bad.sh: $tds is not executable" >&2; exit 2; }
+
+clear_vars=(TDS_CONFIG TDS_DATABASE_URL ZOHO_CLIENT_ID ZOHO_CLIENT_SECRET ZOHO_ORGANIZATION_ID
+    ZOHO_REFRESH_TOKEN TDS_WORKER_COUNT TDS_BATCH_SIZE TDS_RETRY_MAX_ATTEMPTS
+    TDS_RETRY_BACKOFF_SECONDS TDS_ENABLE_AUTO_SYNC TDS_STOCK_SYNC_INTERVAL_MINUTES TDS_LOG_LEVEL)
+unset_args=()
+for v in "${clear_vars[@]}"; do unset_args+=(-u "$v"); done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+checked=0
+
+chmod 644 "$here/bad/world-readable.secret"
+chmod 600 "$here/bad/private.secret" "$here"/good/*.secret
+
+# run DIR CONFIG NAME: runs check-config, leaving $tmp/out, $tmp/err, $rc.
+run() {
+    local dir=$1 config=$2 name=$3
+    local -a vars=()
+    if [ -f "$dir/$name.env" ]; then
+        while IFS= read -r line; do
+            [ -n "$line" ] && vars+=("$line")
+        done <"$dir/$name.env"
+    fi
+    (cd "$dir" && env "${unset_args[@]}" "${vars[@]}" "$tds" --config "$config" check-config \
+        >"$tmp/out" 2>"$tmp/err")
+    rc=$?
+}
+
+no_secret() {
+    if grep -q TOPSECRET "$tmp/out" "$tmp/err"; then
+        echo "FAIL $1: a secret value appears in the output"
+        fails=$((fails + 1))
+    fi
+}
+
+check_bad() {
+    local name=$1 config=$2 expected=$here/bad/$1.expected
+    run "$here/bad" "$config" "$name"
+    checked=$((checked + 1))
+    if [ "$update" = --update ]; then
+        cp "$tmp/err" "$expected"
+    fi
+    if [ "$rc" -ne 2 ]; then
+        echo "FAIL $name: exit status $rc, expected 2"
+        fails=$((fails + 1))
+    elif [ ! -f "$expected" ]; then
+        echo "FAIL $name: $expected is missing"
+        fails=$((fails + 1))
+    elif ! diff -u "$expected" "$tmp/err" >"$tmp/diff"; then
+        echo "FAIL $name: stderr differs from $name.expected"
+        cat "$tmp/diff"
+        fails=$((fails + 1))
+    elif [ -s "$tmp/out" ]; then
+        echo "FAIL $name: printed on stdout"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit 2, $(wc -l <"$tmp/err") line(s): $(head -n 1 "$tmp/err")"
+    fi
+    no_secret "$name"
+}
+
+for f in "$here"/bad/*.yaml; do
+    name=$(basename "$f" .yaml)
+    check_bad "$name" "$name.yaml"
+done
+# A configuration file that does not exist.
+check_bad missing-file missing-file.yaml
+
+check_good() {
+    local dir=$1 config=$2 name=$3
+    run "$dir" "$config" "$name"
+    checked=$((checked + 1))
+    if [ "$rc" -ne 0 ]; then
+        echo "FAIL $name: exit status $rc, expected 0"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    elif [ -s "$tmp/err" ]; then
+        echo "FAIL $name: wrote to stderr"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit 0, $(grep -c ' # ' "$tmp/out") keys printed"
+    fi
+    no_secret "$name"
+}
+
+for f in "$here"/good/*.yaml; do
+    name=$(basename "$f" .yaml)
+    check_good "$here/good" "$name.yaml" "$name"
+    if [ -f "$here/good/$name.expect-stdout" ]; then
+        while IFS= read -r want; do
+            if ! grep -qF -- "$want" "$tmp/out"; then
+                echo "FAIL $name: stdout lacks: $want"
+                fails=$((fails + 1))
+            fi
+        done <"$here/good/$name.expect-stdout"
+    fi
+done
+check_good "$root" tds.yaml.sample tds.yaml.sample
+
+echo "run-bad.sh: $checked configurations checked, $fails failure(s)"
+[ "$fails" -eq 0 ]
