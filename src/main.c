@@ -14,6 +14,7 @@
 
 #include "tds/cli.h"
 #include "tds/log.h"
+#include "tds/tui.h"
 
 struct command {
     const char *name;
@@ -159,5 +160,5 @@ int main(int argc, char **argv)
                 return commands[i].run(&g, sub_argc, argv + optind);
         return cli_usage_error("unknown command '%s'", name);
     }
-    return cli_usage_error("the console is not built yet; see README.md for what works");
+    return tui_main(&g);
 }

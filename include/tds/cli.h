@@ -8,6 +8,7 @@
 #ifndef TDS_CLI_H
 #define TDS_CLI_H
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -49,6 +50,29 @@ PGconn *cli_connect(const struct tds_config *cfg, bool check_schema);
 /* Subcommands: argc/argv start at the subcommand's own name. */
 int cli_check_config(const struct cli_globals *g, int argc, char **argv);
 int cli_migrate(const struct cli_globals *g, int argc, char **argv);
+int cli_status(const struct cli_globals *g, int argc, char **argv);
+int cli_runs(const struct cli_globals *g, int argc, char **argv);
+int cli_run(const struct cli_globals *g, int argc, char **argv);
+int cli_queue(const struct cli_globals *g, int argc, char **argv);
+int cli_dlq(const struct cli_globals *g, int argc, char **argv);
+int cli_alerts(const struct cli_globals *g, int argc, char **argv);
+int cli_engines(const struct cli_globals *g, int argc, char **argv);
+int cli_pause(const struct cli_globals *g, int argc, char **argv);
+/* `tds --daemon`: runs until SIGTERM; see daemon.c. */
+int cli_daemon(const struct cli_globals *g);
+int cli_resume(const struct cli_globals *g, int argc, char **argv);
+
+/* How rows are printed: see out.c. */
+struct cli_fmt {
+    bool json;
+};
+
+/* Prints a result as a table (terminal), TSV (piped) or a JSON array. */
+void cli_print_rows(const PGresult *res, const struct cli_fmt *f);
+/* One row as a JSON object keyed by column name, values typed.  Caller frees. */
+cJSON *cli_row_json(const PGresult *res, int row);
+/* Prints j, indented, and a newline. */
+void cli_print_json(cJSON *j);
 
 /* Prints "tds: MSG\nTry 'tds --help' for more information." and returns 2. */
 int cli_usage_error(const char *fmt, ...) TDS_PRINTF(1, 2);

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""daemon_test.py TDS SIM: `tds --daemon` lifecycle against the private
+PostgreSQL and the simulator: readiness through NOTIFY_SOCKET, /health,
+SIGHUP with a good and a bad configuration, a second daemon with the same
+instance name refused, a second one with another name sharing the work
+(every item applied exactly once), SIGTERM during a large drain (nothing
+lost or doubled), and a database unreachable at start (no readiness,
+retries, clean stop)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TDS, SIM = sys.argv[1], sys.argv[2]
+PG = os.environ.get("TDS_TEST_PG")
+if not PG:
+    print("TDS_TEST_PG not set: run through tests/run")
+    sys.exit(77)
+
+failures = 0
+procs = []
+
+
+def check(name, cond, detail=""):
+    global failures
+    print(("ok: " if cond else "FAIL: ") + name + ("" if cond else f" ({detail})"), flush=True)
+    if not cond:
+        failures += 1
+
+
+def psql(dsn, sql):
+    return subprocess.run(["psql", dsn, "-qAtc", sql], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout, step=0.1):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+db = f"t_daemon_{os.getpid()}"
+psql(PG, f"CREATE DATABASE {db}")
+dsn = f"{PG} dbname={db}"
+tmp = tempfile.mkdtemp(prefix="tds-daemon-")
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    subprocess.run(["psql", PG, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"],
+                   capture_output=True)
+
+
+try:
+    env = dict(os.environ, XDG_CONFIG_HOME="/nonexistent")
+    env.pop("TDS_CONFIG", None)
+    subprocess.run([TDS, "migrate"], env=dict(env, TDS_DATABASE_URL=dsn), check=True,
+                   capture_output=True)
+
+    port_file = os.path.join(tmp, "sim.port")
+    sim = subprocess.Popen([SIM, "--listen", "127.0.0.1:0", "--port-file", port_file,
+                            "--items", "200", "--no-limits"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    procs.append(sim)
+    wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
+    sim_port = int(open(port_file).read().strip())
+    base = f"http://127.0.0.1:{sim_port}"
+
+    def write_config(path, listen, level="info", extra=""):
+        with open(path, "w") as f:
+            f.write(f"""database:
+  dsn: "{dsn}"
+zoho:
+  organization_id: "60000000001"
+  client_id: sim-client-id
+  client_secret: sim-client-secret
+  refresh_token: sim-refresh-token
+  accounts_url: {base}
+  books_url: {base}/books/v3
+  inventory_url: {base}/inventory/v1
+engine:
+  workers: 2
+  heartbeat_seconds: 1
+  dead_after_seconds: 5
+schedule:
+  enabled: false
+webhooks:
+  listen: "{listen}"
+  secret: daemon-test-secret-1
+log:
+  level: {level}
+{extra}""")
+
+    def start(cfg, instance, log, extra_env=None, notify=None):
+        e = dict(env)
+        if notify:
+            e["NOTIFY_SOCKET"] = notify
+        if extra_env:
+            e.update(extra_env)
+        p = subprocess.Popen([TDS, "--daemon", "--config", cfg, "--instance", instance],
+                             env=e, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        procs.append(p)
+        return p
+
+    # 1. Readiness through NOTIFY_SOCKET once the database and Zoho answer.
+    nsock_path = os.path.join(tmp, "notify.sock")
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(nsock_path)
+    nsock.settimeout(0.2)
+    http_port = free_port()
+    cfg1 = os.path.join(tmp, "d1.yaml")
+    write_config(cfg1, f"127.0.0.1:{http_port}")
+    log1 = os.path.join(tmp, "d1.log")
+    d1 = start(cfg1, "d1", log1, notify=nsock_path)
+    msgs = []
+
+    def ready():
+        try:
+            msgs.append(nsock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        return any("READY=1" in m for m in msgs)
+
+    check("daemon sends READY=1", wait_for(ready, 30), open(log1).read()[-2000:])
+
+    # 2. /health over the listener.
+    def health():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=2) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+        except OSError:
+            return None
+
+    h = wait_for(health, 10)
+    check("/health answers 200 healthy", h and h[0] == 200 and h[1]["status"] == "healthy", h)
+
+    # 3. SIGHUP with a good configuration: log.level changes.
+    write_config(cfg1, f"127.0.0.1:{http_port}", level="debug")
+    d1.send_signal(signal.SIGHUP)
+    check("SIGHUP reload logs what changed",
+          wait_for(lambda: "changed: log.level" in open(log1).read(), 10), open(log1).read()[-800:])
+    # 4. SIGHUP with a bad one: logged, old one stays, daemon alive.
+    with open(cfg1, "w") as f:
+        f.write("engine:\n  workers: lots\n")
+    d1.send_signal(signal.SIGHUP)
+    check("SIGHUP with a bad config logs the error",
+          wait_for(lambda: "previous configuration stays in force" in open(log1).read(), 10))
+    time.sleep(0.5)
+    check("daemon still running after a bad reload", d1.poll() is None)
+    write_config(cfg1, f"127.0.0.1:{http_port}")
+
+    # 5. A second daemon with the same instance name is refused.
+    dup = start(cfg1.replace("d1", "d1"), "d1", os.path.join(tmp, "dup.log"))
+    rc = dup.wait(timeout=20)
+    check("second daemon with the same instance exits non-zero", rc != 0, rc)
+    check("... with a message naming the instance", "d1" in open(os.path.join(tmp, "dup.log")).read())
+
+    # 6. A second daemon with its own name joins; both share a drain.
+    cfg2 = os.path.join(tmp, "d2.yaml")
+    write_config(cfg2, "")
+    d2 = start(cfg2, "d2", os.path.join(tmp, "d2.log"))
+    alive = wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.engines WHERE state = 'running'") == "2", 20)
+    check("two engines running in tds.engines", alive)
+    n = 20000
+    psql(dsn, f"""INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, priority)
+        SELECT 'items', (8000000000000 + g)::text,
+               jsonb_build_object('item_id', (8000000000000 + g)::text, 'name', 'Item ' || g,
+                                  'sku', 'SKU-' || g, 'status', 'active', 'rate', 10.5,
+                                  'stock_on_hand', g % 100,
+                                  'last_modified_time', '2025-11-05T09:15:00+0530'),
+               5
+        FROM generate_series(1, {n}) g""")
+    # 7. SIGTERM d1 in the middle of the drain.
+    wait_for(lambda: int(psql(dsn, "SELECT count(*) FROM tds.sync_queue WHERE status = 'completed'")) > 2000, 60)
+    d1.send_signal(signal.SIGTERM)
+    rc = d1.wait(timeout=60)
+    check("SIGTERM drains and exits 0", rc == 0, rc)
+    done = wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.sync_queue WHERE status <> 'completed'") == "0", 120, 0.5)
+    check("every queue item completed by the remaining engine", done,
+          psql(dsn, "SELECT status, count(*) FROM tds.sync_queue GROUP BY 1"))
+    check("every item applied once (zoho.items rows)",
+          psql(dsn, "SELECT count(*) FROM zoho.items WHERE item_id >= '8000000000000'") == str(n))
+    dup_events = psql(dsn, """SELECT count(*) FROM (SELECT entity_id FROM tds.events
+        WHERE type = 'tds.entity.create' AND entity_id >= '8000000000000'
+        GROUP BY entity_id HAVING count(*) > 1) d""")
+    check("no item announced twice", dup_events == "0", dup_events)
+    check("d1 marked stopped", psql(dsn, "SELECT state FROM tds.engines WHERE instance = 'd1'") == "stopped")
+    d2.send_signal(signal.SIGTERM)
+    check("d2 stops cleanly", d2.wait(timeout=60) == 0)
+
+    # 8. Database unreachable at start: no readiness, retries, clean stop.
+    cfg3 = os.path.join(tmp, "d3.yaml")
+    write_config(cfg3, "")
+    with open(cfg3) as f:
+        text = f.read().replace(dsn, "host=127.0.0.1 port=1 dbname=nothing")
+    with open(cfg3, "w") as f:
+        f.write(text)
+    msgs.clear()
+    log3 = os.path.join(tmp, "d3.log")
+    d3 = start(cfg3, "d3", log3, notify=nsock_path)
+    check("unreachable database: says it retries",
+          wait_for(lambda: "retrying" in open(log3).read(), 10), open(log3).read())
+    ready()
+    check("unreachable database: no READY=1", not any("READY=1" in m for m in msgs), msgs)
+    d3.send_signal(signal.SIGTERM)
+    check("unreachable database: SIGTERM stops it", d3.wait(timeout=10) == 0)
+finally:
+    cleanup()
+
+print(f"{failures} failed")
+sys.exit(1 if failures else 0)
