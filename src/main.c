@@ -160,5 +160,9 @@ int main(int argc, char **argv)
                 return commands[i].run(&g, sub_argc, argv + optind);
         return cli_usage_error("unknown command '%s'", name);
     }
+    if (g.daemon)
+        return cli_daemon(&g);
+    if (g.demo)
+        return cli_demo(&g);
     return tui_main(&g);
 }

@@ -60,6 +60,8 @@ int cli_engines(const struct cli_globals *g, int argc, char **argv);
 int cli_pause(const struct cli_globals *g, int argc, char **argv);
 /* `tds --daemon`: runs until SIGTERM; see daemon.c. */
 int cli_daemon(const struct cli_globals *g);
+/* `tds --demo`: the console on a private PostgreSQL and the simulator. */
+int cli_demo(const struct cli_globals *g);
 int cli_resume(const struct cli_globals *g, int argc, char **argv);
 
 /* How rows are printed: see out.c. */

@@ -24,8 +24,10 @@
 #include <unistd.h>
 
 #include "tds/db.h"
+#include "tds/cli.h"
 #include "tds/demo.h"
 #include "tds/log.h"
+#include "tds/tui.h"
 
 #define DEMO_SIM_ITEMS "3000"
 #define DEMO_SIM_SEED "7"
@@ -462,4 +464,39 @@ void demo_stop(struct demo_env *env)
     free(env->pg_socket_dir);
     free(env->dsn);
     memset(env, 0, sizeof *env);
+}
+
+int cli_demo(const struct cli_globals *g)
+{
+    struct config_loaded cl = {0};
+    if (cli_load_config(g, &cl) != 0)
+        return TDS_EXIT_USAGE;
+    struct demo_env env;
+    char *err = NULL;
+    if (demo_start(&env, &cl.cfg, &err) != 0) {
+        fprintf(stderr, "tds demo: %s\n", err);
+        free(err);
+        config_loaded_free(&cl);
+        return TDS_EXIT_FAIL;
+    }
+    /* The logs of the embedded engine go to a file: curses owns the screen. */
+    char *logpath = xasprintf("%s/tds.log", env.state_dir);
+    if (log_open(logpath, &err) != 0) {
+        fprintf(stderr, "tds demo: %s\n", err);
+        free(err);
+    }
+    struct tui_opts o = {
+        .attach = false,
+        .read_only = g->read_only,
+        .theme = g->theme,
+        .instance = "demo",
+        .label = "demo",
+    };
+    int rc = tui_run(&cl.cfg, &o);
+    log_close();
+    fprintf(stderr, "tds demo: engine log kept in %s\n", logpath);
+    free(logpath);
+    demo_stop(&env);
+    config_loaded_free(&cl);
+    return rc;
 }

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""tmux runs of the real console (issue 7) against the private PostgreSQL of
+tests/run: start `tds --attach`, switch panes, filter, mark, retry two DLQ
+items with the exact count confirmed (and check the rows and the audit
+trail in the database), resize below 80x24 and back, quit with the terminal
+restored; a --read-only run where every action is refused; escape sequences
+in item names and errors that never reach the terminal.  Stdlib only; the
+tmux server is private (-L) and always killed."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+if len(sys.argv) < 2:
+    sys.exit("usage: tmux_console.py TDS_BINARY")
+TDS = os.path.abspath(sys.argv[1])
+PG = os.environ.get("TDS_TEST_PG")
+if not PG:
+    print("TDS_TEST_PG not set: run through tests/run")
+    sys.exit(77)
+if subprocess.run(["sh", "-c", "command -v tmux psql"], capture_output=True).returncode:
+    print("tmux or psql missing")
+    sys.exit(77)
+
+SOCK = f"tds-tui-{os.getpid()}"
+DB = f"tui_tmux_{os.getpid()}"
+failures = []
+
+
+def psql(sql, db=None):
+    conn = PG if db is None else PG.replace("dbname=postgres", f"dbname={db}")
+    r = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", conn, "-c", sql],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"psql failed: {r.stderr}\n{sql}")
+    return r.stdout.strip()
+
+
+def tmux(*args, check=True):
+    return subprocess.run(["tmux", "-L", SOCK, *args], capture_output=True, text=True,
+                          check=check).stdout
+
+
+def screen():
+    return tmux("capture-pane", "-p", "-t", "t")
+
+
+def wait_for(text, timeout=10.0, absent=False):
+    end = time.time() + timeout
+    s = ""
+    while time.time() < end:
+        try:
+            s = screen()
+        except subprocess.CalledProcessError:
+            s = ""
+        if (text in s) != absent:
+            return s
+        time.sleep(0.05)
+    raise AssertionError(f"{'still' if absent else 'never'} saw {text!r}; screen:\n{s}")
+
+
+def keys(*k):
+    tmux("send-keys", "-t", "t", *k)
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def start(extra, cfg):
+    cmd = (f"env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color "
+           f"TDS_THEME_DIR={os.environ.get('TDS_SOURCE_ROOT', '.')}/themes "
+           f"{TDS} --attach --config {cfg} {extra}; echo EXITED $?; sleep 30")
+    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+    wait_for("Dashboard")
+    wait_for("Health")
+
+
+def stop():
+    tmux("kill-session", "-t", "t", check=False)
+
+
+FIXTURE = r"""
+INSERT INTO tds.engines (instance, host, pid, version, mode, threads, busy, state)
+  VALUES ('far-away-1', 'app9', 4242, '0.1.0', 'daemon', 4, 1, 'running');
+INSERT INTO tds.sync_runs (run_type, entity_type, trigger, status, started_at, total, succeeded)
+  VALUES ('stock', 'items', 'schedule', 'completed', now() - interval '10 minutes', 10, 10);
+INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, status, attempts, last_error, next_attempt_at)
+  SELECT 'items', 'q' || g, '{"name": "item"}', 'retry', 1, 'HTTP 429', now() + interval '1 hour'
+  FROM generate_series(1, 3) g;
+INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, status, last_error)
+  VALUES ('items', E'evil\x1b]2;pwned\x07\x1b[2J', E'{"name": "\\u001b[31mred"}', 'pending',
+          E'bad \x1b[31mRED\x1b[0m \x1b]0;pwned\x07 error');
+INSERT INTO tds.dead_letter (entity_type, zoho_id, operation, payload, failure_reason, attempts)
+  VALUES ('items', 'd1', 'upsert', '{"sku": "A"}', 'HTTP 400: invalid SKU', 5),
+         ('items', 'd2', 'upsert', '{"sku": "B"}', 'HTTP 400: invalid SKU', 5),
+         ('contacts', 'd3', 'upsert', '{"x": 1}', 'record not found', 5),
+         ('invoices', E'\x1b[5mblink', 'delete', NULL, E'reason \x1b]0;pwned\x07 with OSC', 5);
+INSERT INTO tds.alerts (alert_type, severity, title, dedup_key)
+  VALUES ('failure_rate', 'error', 'Failure rate too high', 'fr'),
+         ('api_budget', 'warning', 'API budget', 'ab');
+INSERT INTO tds.events (type, entity_type, entity_id, data)
+  VALUES ('tds.entity.update', 'items', 'q1', '{}'), ('tds.sync.started', 'items', NULL, '{}');
+"""
+
+tmpdir = tempfile.mkdtemp(prefix="tds-tui-")
+try:
+    psql(f"CREATE DATABASE {DB}")
+    dsn = PG.replace("dbname=postgres", f"dbname={DB}")
+    cfg = os.path.join(tmpdir, "tds.yaml")
+    with open(cfg, "w") as f:
+        f.write(f'database:\n  dsn: "{dsn}"\nconsole:\n  refresh_ms: 500\n'
+                f'log:\n  file: "{tmpdir}/tds.log"\n')
+    subprocess.run([TDS, "--config", cfg, "migrate"], check=True, capture_output=True)
+    psql(FIXTURE, DB)
+
+    # --- a normal run ---------------------------------------------------
+    start("", cfg)
+    s = screen()
+    check("attached" in s and "LIVE" in s, "title shows attached and LIVE")
+    check("far-away-1" in s, "dashboard lists the remote engine")
+    keys("4")
+    s = wait_for("invalid SKU")
+    check("record not found" in s, "DLQ pane lists the items")
+    check("pwned" not in tmux("display-message", "-p", "-t", "t", "#{pane_title}"),
+          "an OSC in a failure reason does not retitle the terminal")
+    check("?blink" in s or "? blink" in s, "ESC in a Zoho id is shown as '?'")
+    keys("/")
+    keys("-l", "invalid SKU")
+    keys("Enter")
+    s = wait_for("record not found", absent=True)
+    check("filter: invalid SKU" in s, "the filter is shown")
+    keys("Space", "Space")
+    s = wait_for("2 marked")
+    keys("r")
+    s = wait_for("Confirm")
+    check("Retry 2 marked dead-letter items?" in s, "confirmation shows the exact count")
+    keys("y")
+    wait_for("done", timeout=10)
+    resolved = psql("SELECT count(*) FROM tds.dead_letter WHERE resolved AND resolution = 'retried'", DB)
+    check(resolved == "2", f"two DLQ rows were retried in the database (got {resolved})")
+    audit = psql("SELECT count(*) FROM tds.audit WHERE action = 'dlq.retry' AND os_user <> ''", DB)
+    check(audit == "1", f"one audit row for the retry (got {audit})")
+    # grouped view and its window
+    keys("/", "C-u", "Enter")
+    keys("g")
+    s = wait_for("by failure reason")
+    check("last 24h" in s, "grouped view with its window")
+    keys("g")
+    # queue pane: detail view with the JSON payload
+    keys("3")
+    s = wait_for("HTTP 429")
+    check("?RED?" in s or "? error" in s, "escape sequences in last_error are neutralized")
+    keys("Enter")
+    s = wait_for("payload:")
+    keys("q")
+    wait_for("payload:", absent=True)
+    # help overlay from the keymap
+    keys("?")
+    s = wait_for("Help: keys")
+    check("Retry now" in s or "retry now" in s, "help lists the pane's actions")
+    keys("q")
+    # resize below 80x24 and back
+    tmux("resize-window", "-t", "t", "-x", "70", "-y", "20")
+    s = wait_for("terminal too small")
+    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40")
+    wait_for("Dashboard")
+    # freeze
+    keys("z")
+    wait_for("FROZEN")
+    keys("z")
+    wait_for("LIVE")
+    # a command with history
+    keys(":")
+    keys("-l", "theme mono")
+    keys("Enter")
+    wait_for("theme mono")
+    # database stalls: keys still answer
+    keys("q")
+    s = wait_for("EXITED 0")
+    check("Dashboard" not in s, "quit restores the terminal (the console screen is gone)")
+    stop()
+
+    # --- read-only ------------------------------------------------------
+    before = psql("SELECT count(*) FROM tds.audit", DB)
+    start("--read-only", cfg)
+    check("READ-ONLY" in screen(), "the title says READ-ONLY")
+    keys("3")
+    wait_for("HTTP 429")
+    for k in ("r", "+", "-", "d"):
+        keys(k)
+        s = wait_for("read-only console")
+        check("Confirm" not in s, f"queue '{k}' is refused")
+    keys("4")
+    wait_for("d3")
+    for k in ("r", "x", "E"):
+        keys(k)
+        s = wait_for("read-only console")
+        check("Confirm" not in s, f"DLQ '{k}' is refused")
+    keys("5")
+    wait_for("API budget")
+    for k in ("a", "A"):
+        keys(k)
+        wait_for("read-only console")
+    keys("2")
+    keys("s")
+    wait_for("read-only console")
+    keys(":")
+    keys("-l", "pause")
+    keys("Enter")
+    wait_for("read-only console")
+    after = psql("SELECT count(*) FROM tds.audit", DB)
+    check(before == after, "no audit row in read-only mode")
+    paused = psql("SELECT value::text FROM tds.control WHERE key = 'paused'", DB)
+    check(paused == "false", "the fleet was not paused")
+    keys("q")
+    wait_for("EXITED 0")
+    stop()
+finally:
+    subprocess.run(["tmux", "-L", SOCK, "kill-server"], capture_output=True)
+    try:
+        psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    except Exception as e:  # noqa: BLE001
+        print(f"cleanup: {e}")
+    log = os.path.join(tmpdir, "tds.log")
+    if failures and os.path.exists(log):
+        print(open(log).read()[-4000:])
+
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
+print("all checks passed")
