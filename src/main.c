@@ -14,6 +14,7 @@
 
 #include "tds/cli.h"
 #include "tds/log.h"
+#include "tds/sync.h"
 #include "tds/tui.h"
 
 struct command {
@@ -34,6 +35,8 @@ static const struct command commands[] = {
     {"engines", cli_engines, "list the engines of the fleet"},
     {"pause", cli_pause, "pause the fleet (or one engine with --instance)"},
     {"resume", cli_resume, "resume the fleet (or one engine with --instance)"},
+    {"sync", cli_sync, "sync stock, one entity or all (--wait runs it here)"},
+    {"reconcile", cli_reconcile, "compare Zoho with the local tables and fix the drift"},
 };
 
 static void usage(FILE *out)
