@@ -1,0 +1,69 @@
+/*
+ * janitor.c: auto-healing, on the leader only, every janitor interval (and
+ * when the auto_heal schedule fires): reclaims expired leases, interrupts
+ * runs whose engine stopped heartbeating and resumes interrupted runs,
+ * retries old dead-letter items once, prunes old rows (hourly), and
+ * evaluates every alert rule.  What it does goes to the log; the runs,
+ * queue and alerts it touches write their own events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine_internal.h"
+#include "tds/alerts.h"
+#include "tds/db.h"
+#include "tds/log.h"
+
+void janitor_pass(struct engine *e, PGconn *c)
+{
+    static _Thread_local long long last_prune_ms;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    struct tds_config s;
+    engine_settings_copy(&s, &e->set);
+    pthread_rwlock_unlock(&e->cfg_lock);
+    char *err = NULL;
+    long long n = 0, m = 0;
+
+    if (queue_reclaim_expired(c, &n, &err) != 0)
+        goto fail;
+    if (n > 0)
+        log_warn("janitor: reclaimed %lld queue items whose lease expired", n);
+
+    if (runs_heal(c, s.engine.dead_after_seconds, &n, &m, &err) != 0)
+        goto fail;
+    if (n > 0)
+        log_warn("janitor: %lld runs interrupted (their engine stopped heartbeating)", n);
+    if (m > 0)
+        log_info("janitor: resumed %lld interrupted runs", m);
+
+    if (dlq_auto_retry(c, s.engine.dlq_auto_retry_after_hours, &n, &err) != 0)
+        goto fail;
+    if (n > 0)
+        log_info("janitor: retried %lld dead-letter items once, automatically", n);
+
+    /* Engines silent for a day are gone: mark them stopped (their alert resolves). */
+    if (db_cmd(c,
+               "UPDATE tds.engines SET state = 'stopped', stopped_at = heartbeat_at"
+               " WHERE state <> 'stopped' AND heartbeat_at < now() - interval '1 day'",
+               0, NULL, &err) != 0)
+        goto fail;
+
+    if (last_prune_ms == 0 || time_mono_ms() - last_prune_ms > 3600 * 1000LL) {
+        if (queue_prune(c, s.engine.cleanup_after_days, &n, &err) != 0)
+            goto fail;
+        last_prune_ms = time_mono_ms();
+        if (n > 0)
+            log_info("janitor: pruned %lld rows older than %d days", n,
+                     s.engine.cleanup_after_days);
+    }
+
+    int firing = 0;
+    if (alerts_evaluate(c, &s, &firing, &err) != 0)
+        goto fail;
+    engine_settings_free(&s);
+    return;
+fail:
+    log_warn("janitor: %s", err ? err : "?");
+    free(err);
+    engine_settings_free(&s);
+}

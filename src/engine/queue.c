@@ -1,0 +1,277 @@
+/*
+ * queue.c: tds.sync_queue from any process: enqueue (with folding), the
+ * console's actions (priority, retry now, move to the DLQ) and the
+ * janitor's (reclaim expired leases, prune).  The workers' claim and
+ * completion live in worker.c; the failure bookkeeping they share with the
+ * console is queue_fail_item here.
+ */
+#include "tds/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "tds/db.h"
+#include "tds/log.h"
+
+static const char *const status_names[QS__COUNT] = {
+    [QS_PENDING] = "pending", [QS_PROCESSING] = "processing",
+    [QS_RETRY] = "retry",     [QS_COMPLETED] = "completed",
+    [QS_DEAD] = "dead",
+};
+
+const char *queue_status_name(enum queue_status s)
+{
+    if ((int)s < 0 || s >= QS__COUNT)
+        return NULL;
+    return status_names[s];
+}
+
+const char *queue_op_name(enum queue_op op)
+{
+    return op == QOP_DELETE ? "delete" : "upsert";
+}
+
+bool queue_op_parse(const char *s, enum queue_op *op)
+{
+    if (str_eq(s, "upsert")) {
+        *op = QOP_UPSERT;
+        return true;
+    }
+    if (str_eq(s, "delete")) {
+        *op = QOP_DELETE;
+        return true;
+    }
+    return false;
+}
+
+static void fmt_ll(char *buf, size_t n, long long v)
+{
+    snprintf(buf, n, "%lld", v);
+}
+
+int queue_enqueue(PGconn *c, const char *entity_type, const char *zoho_id, enum queue_op op,
+                  const char *payload_json, const struct queue_enqueue_opts *opts, long long *id,
+                  char **err)
+{
+    if (str_empty(entity_type) || str_empty(zoho_id)) {
+        if (err)
+            *err = xstrdup("queue: an item needs an entity type and a Zoho id");
+        return -1;
+    }
+    int prio = opts && opts->priority ? opts->priority : 5;
+    if (prio < 1 || prio > 10) {
+        if (err)
+            *err = xasprintf("queue: priority %d is out of range (1-10)", prio);
+        return -1;
+    }
+    char ps[8], ma[16], rid[24], iid[24];
+    snprintf(ps, sizeof ps, "%d", prio);
+    snprintf(ma, sizeof ma, "%d", opts ? opts->max_attempts : 0);
+    fmt_ll(rid, sizeof rid, opts ? opts->run_id : 0);
+    fmt_ll(iid, sizeof iid, opts ? opts->inbox_id : 0);
+    const char *p[] = {entity_type,
+                       zoho_id,
+                       queue_op_name(op),
+                       payload_json,
+                       ps,
+                       opts && opts->max_attempts > 0 ? ma : NULL,
+                       opts && opts->run_id > 0 ? rid : NULL,
+                       opts && opts->inbox_id > 0 ? iid : NULL};
+    PGresult *r = db_exec(
+        c,
+        "WITH ins AS (INSERT INTO tds.sync_queue (entity_type, zoho_id, operation, payload,"
+        "   priority, max_attempts, run_id, inbox_id)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5::smallint, coalesce($6::int, 5), $7::bigint, "
+        "$8::bigint)"
+        " ON CONFLICT (entity_type, zoho_id) WHERE status = 'pending' DO UPDATE SET"
+        "   payload = EXCLUDED.payload, operation = EXCLUDED.operation,"
+        "   priority = greatest(tds.sync_queue.priority, EXCLUDED.priority),"
+        "   run_id = coalesce(EXCLUDED.run_id, tds.sync_queue.run_id),"
+        "   inbox_id = coalesce(EXCLUDED.inbox_id, tds.sync_queue.inbox_id), updated_at = now()"
+        " RETURNING id)"
+        " SELECT id, pg_notify('tds_queue', '') FROM ins",
+        8, p, err);
+    if (r == NULL)
+        return -1;
+    if (id)
+        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+/* Runs an UPDATE of one item; -1 with msg when it touched nothing. */
+static int update_one(PGconn *c, const char *sql, int np, const char *const *p, const char *msg,
+                      char **err)
+{
+    PGresult *r = db_exec(c, sql, np, p, err);
+    if (r == NULL)
+        return -1;
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    if (n == 0) {
+        if (err)
+            *err = xasprintf("queue item %s %s", p[0], msg);
+        return -1;
+    }
+    return 0;
+}
+
+int queue_set_priority(PGconn *c, long long id, int priority, char **err)
+{
+    if (priority < 1 || priority > 10) {
+        if (err)
+            *err = xasprintf("queue: priority %d is out of range (1-10)", priority);
+        return -1;
+    }
+    char ids[24], ps[8];
+    fmt_ll(ids, sizeof ids, id);
+    snprintf(ps, sizeof ps, "%d", priority);
+    const char *p[] = {ids, ps};
+    return update_one(c,
+                      "UPDATE tds.sync_queue SET priority = $2::smallint, updated_at = now()"
+                      " WHERE id = $1::bigint AND status IN ('pending', 'retry')",
+                      2, p, "does not exist or is not waiting", err);
+}
+
+int queue_retry_now(PGconn *c, long long id, char **err)
+{
+    char ids[24];
+    fmt_ll(ids, sizeof ids, id);
+    const char *p[] = {ids};
+    return update_one(
+        c,
+        "WITH u AS (UPDATE tds.sync_queue SET next_attempt_at = now(), updated_at = now()"
+        " WHERE id = $1::bigint AND status = 'retry' RETURNING id)"
+        " SELECT pg_notify('tds_queue', '') FROM u",
+        1, p, "does not exist or is not waiting for a retry", err);
+}
+
+/*
+ * The dead-lettering statement: the item leaves the queue as 'dead', its
+ * history (plus this failure) goes to tds.dead_letter, and the event
+ * tds.deadletter.added is written.  $1 id, $2 reason, $3 attempts to add
+ * (1 for a failed attempt, 0 for a manual move), $4 lease holder or NULL.
+ */
+#define DLQ_MOVE_SQL(WHERE)                                                                        \
+    "WITH q AS (UPDATE tds.sync_queue SET status = 'dead', attempts = attempts + $3::int,"         \
+    "   last_error = $2, locked_by = NULL, locked_until = NULL, updated_at = now(),"               \
+    "   error_history = error_history || jsonb_build_array(jsonb_build_object("                    \
+    "     'at', now(), 'attempt', attempts + $3::int, 'error', $2::text))"                         \
+    " WHERE id = $1::bigint AND " WHERE " RETURNING *),"                                           \
+    " d AS (INSERT INTO tds.dead_letter (queue_id, run_id, entity_type, zoho_id, operation,"       \
+    "   payload, failure_reason, attempts, error_history, auto_retried_at)"                        \
+    " SELECT id, run_id, entity_type, zoho_id, operation, payload, $2, attempts, error_history,"   \
+    "   CASE WHEN auto_retry THEN now() END FROM q RETURNING id, queue_id, run_id, entity_type,"   \
+    "   zoho_id),"                                                                                 \
+    " ev AS (INSERT INTO tds.events (type, run_id, entity_type, entity_id, data)"                  \
+    " SELECT 'tds.deadletter.added', run_id, entity_type, zoho_id, jsonb_build_object("            \
+    "   'dead_letter_id', id, 'queue_id', queue_id, 'reason', $2::text) FROM d)"                   \
+    " SELECT id FROM d"
+
+int queue_move_to_dlq(PGconn *c, long long id, const char *who, const char *reason, char **err)
+{
+    char ids[24];
+    fmt_ll(ids, sizeof ids, id);
+    char *why = xasprintf("%s (moved by %s)", str_empty(reason) ? "moved to the DLQ" : reason,
+                          str_empty(who) ? "unknown" : who);
+    const char *p[] = {ids, why, "0", NULL};
+    PGresult *r =
+        db_exec(c, DLQ_MOVE_SQL("status IN ('pending', 'retry') AND $4::text IS NULL"), 4, p, err);
+    free(why);
+    if (r == NULL)
+        return -1;
+    int n = PQntuples(r);
+    PQclear(r);
+    if (n == 0) {
+        if (err)
+            *err = xasprintf("queue item %lld does not exist or is not waiting", id);
+        return -1;
+    }
+    return 0;
+}
+
+int queue_fail_item(PGconn *c, const struct queue_item *it, const char *holder, const char *error,
+                    bool fatal, long long delay_ms, bool *dead, char **err)
+{
+    char ids[24], delay[24];
+    fmt_ll(ids, sizeof ids, it->id);
+    fmt_ll(delay, sizeof delay, delay_ms);
+    bool to_dlq = fatal || it->attempts + 1 >= it->max_attempts;
+    *dead = to_dlq;
+    if (to_dlq) {
+        char *reason =
+            fatal ? xstrdup(error) : xasprintf("%s (after %d attempts)", error, it->attempts + 1);
+        const char *p[] = {ids, reason, "1", holder};
+        PGresult *r =
+            db_exec(c, DLQ_MOVE_SQL("status = 'processing' AND locked_by = $4"), 4, p, err);
+        free(reason);
+        if (r == NULL)
+            return -1;
+        PQclear(r);
+        return 0;
+    }
+    const char *p[] = {ids, error, delay, holder};
+    return db_cmd(c,
+                  "WITH q AS (UPDATE tds.sync_queue SET status = 'retry', attempts = attempts + 1,"
+                  "   next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"
+                  "   last_error = $2, locked_by = NULL, locked_until = NULL, updated_at = now(),"
+                  "   error_history = error_history || jsonb_build_array(jsonb_build_object("
+                  "     'at', now(), 'attempt', attempts + 1, 'error', $2::text))"
+                  " WHERE id = $1::bigint AND status = 'processing' AND locked_by = $4"
+                  " RETURNING id, run_id, entity_type, zoho_id, attempts, next_attempt_at)"
+                  " INSERT INTO tds.events (type, run_id, entity_type, entity_id, data)"
+                  " SELECT t, run_id, entity_type, zoho_id, jsonb_build_object('queue_id', id,"
+                  "   'attempt', attempts, 'error', $2::text, 'next_attempt_at', next_attempt_at)"
+                  " FROM q, unnest(ARRAY['tds.entity.sync_failed', 'tds.retry.scheduled']) AS t",
+                  4, p, err);
+}
+
+int queue_reclaim_expired(PGconn *c, long long *count, char **err)
+{
+    PGresult *r = db_exec(
+        c,
+        "UPDATE tds.sync_queue SET status = 'retry', next_attempt_at = now(), updated_at = now(),"
+        " error_history = error_history || jsonb_build_array(jsonb_build_object('at', now(),"
+        "   'attempt', attempts, 'error', 'lease of ' || locked_by || ' expired; reclaimed')),"
+        " locked_by = NULL, locked_until = NULL"
+        " WHERE status = 'processing' AND locked_until < now() RETURNING id",
+        0, NULL, err);
+    if (r == NULL)
+        return -1;
+    *count = PQntuples(r);
+    PQclear(r);
+    if (*count > 0)
+        PQclear(PQexec(c, "NOTIFY tds_queue"));
+    return 0;
+}
+
+int queue_prune(PGconn *c, int days, long long *count, char **err)
+{
+    static const char *const sql[] = {
+        "DELETE FROM tds.sync_queue WHERE id IN (SELECT id FROM tds.sync_queue"
+        " WHERE status = 'completed' AND completed_at < now() - make_interval(days => $1::int)"
+        " LIMIT 100000)",
+        "DELETE FROM tds.sync_queue WHERE id IN (SELECT id FROM tds.sync_queue"
+        " WHERE status = 'dead' AND updated_at < now() - make_interval(days => $1::int)"
+        " LIMIT 100000)",
+        "DELETE FROM tds.dead_letter WHERE resolved"
+        " AND resolved_at < now() - make_interval(days => $1::int)",
+        "DELETE FROM tds.events WHERE id IN (SELECT id FROM tds.events"
+        " WHERE at < now() - make_interval(days => $1::int) LIMIT 100000)",
+        "DELETE FROM tds.stats_minute WHERE minute < now() - make_interval(days => $1::int)",
+    };
+    char ds[16];
+    snprintf(ds, sizeof ds, "%d", days);
+    const char *p[] = {ds};
+    *count = 0;
+    for (size_t i = 0; i < TDS_ARRAY_LEN(sql); i++) {
+        PGresult *r = db_exec(c, sql[i], 1, p, err);
+        if (r == NULL)
+            return -1;
+        *count += atoll(PQcmdTuples(r));
+        PQclear(r);
+    }
+    return 0;
+}

@@ -1,0 +1,535 @@
+/*
+ * worker.c: a worker thread drains the queue in batches.  Claim: one
+ * statement marks up to batch_size due items 'processing' under this
+ * worker's lease (FOR UPDATE SKIP LOCKED, priority then age) and commits,
+ * so the lease, not the connection, holds them.  Apply: one transaction
+ * that does the batch's writes and completes its items.  The fast path is
+ * one statement per (entity, operation) group; when anything in it fails,
+ * the transaction is rolled back and the batch is replayed item by item
+ * under savepoints, so one bad item fails alone (attempt counted, backoff
+ * scheduled, or dead-lettered).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "tds/db.h"
+#include "tds/log.h"
+
+struct worker {
+    struct engine *e;
+    int idx;
+    PGconn *conn;
+    char *holder;  /* locked_by: "instance/wN" */
+    unsigned seed; /* backoff jitter */
+};
+
+struct witem {
+    struct queue_item it;
+    item_handler_fn fn; /* a registered handler, or NULL */
+    void *arg;
+    const struct entity_desc *desc; /* the default handler's entity */
+    struct entity_record rec;
+    bool mapped;
+    char *fatal; /* cannot succeed: no handler, bad payload */
+    bool done;   /* completed (or failed and recorded) */
+    bool ok;
+};
+
+static int cmp_witem(const void *a, const void *b)
+{
+    const struct witem *x = a, *y = b;
+    if (x->it.priority != y->it.priority)
+        return y->it.priority - x->it.priority;
+    return x->it.id < y->it.id ? -1 : x->it.id > y->it.id;
+}
+
+static bool conn_bad(PGconn *c)
+{
+    return PQstatus(c) != CONNECTION_OK;
+}
+
+/* Claims up to limit items; returns the count (items in *out, strings in *res) or -1. */
+static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struct witem **out,
+                 char **err)
+{
+    char ls[16], lim[16];
+    snprintf(ls, sizeof ls, "%d", lease_s);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[] = {w->holder, ls, lim};
+    PGresult *r =
+        db_exec(w->conn,
+                "UPDATE tds.sync_queue q SET status = 'processing', locked_by = $1,"
+                " locked_until = now() + make_interval(secs => $2::int), updated_at = now()"
+                " FROM (SELECT id FROM tds.sync_queue WHERE status IN ('pending', 'retry')"
+                "   AND next_attempt_at <= now() ORDER BY priority DESC, id LIMIT $3::int"
+                "   FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id"
+                " RETURNING q.id, q.run_id, q.entity_type, q.zoho_id, q.operation, q.payload,"
+                " q.attempts, q.max_attempts, q.priority",
+                3, p, err);
+    if (r == NULL)
+        return -1;
+    int n = PQntuples(r);
+    struct witem *items = n ? xcalloc((size_t)n, sizeof *items) : NULL;
+    for (int i = 0; i < n; i++) {
+        struct queue_item *it = &items[i].it;
+        it->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        it->run_id = PQgetisnull(r, i, 1) ? 0 : strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        it->entity_type = PQgetvalue(r, i, 2);
+        it->zoho_id = PQgetvalue(r, i, 3);
+        it->op = str_eq(PQgetvalue(r, i, 4), "delete") ? QOP_DELETE : QOP_UPSERT;
+        it->payload = PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5);
+        it->attempts = atoi(PQgetvalue(r, i, 6));
+        it->max_attempts = atoi(PQgetvalue(r, i, 7));
+        it->priority = atoi(PQgetvalue(r, i, 8));
+    }
+    if (n > 1)
+        qsort(items, (size_t)n, sizeof *items, cmp_witem);
+    *res = r;
+    *out = items;
+    return n;
+}
+
+/* Chooses each item's handler and maps default-handler payloads. */
+static void prepare(struct witem *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        wi->fn = engine_find_item_handler(wi->it.entity_type, queue_op_name(wi->it.op), &wi->arg);
+        if (wi->fn != NULL)
+            continue;
+        wi->desc = entity_find(wi->it.entity_type);
+        if (wi->desc == NULL) {
+            wi->fatal = xasprintf("no handler for entity \"%s\" (%s)", wi->it.entity_type,
+                                  queue_op_name(wi->it.op));
+            continue;
+        }
+        if (wi->it.op == QOP_UPSERT) {
+            char *err = NULL;
+            if (apply_map_payload(wi->desc, &wi->it, &wi->rec, &err) != 0)
+                wi->fatal = xasprintf("invalid payload: %s", err);
+            else
+                wi->mapped = true;
+            free(err);
+        }
+    }
+}
+
+static void free_items(struct witem *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (items[i].mapped || items[i].rec.values)
+            entity_record_free(&items[i].rec);
+        free(items[i].fatal);
+    }
+    free(items);
+}
+
+/* id list of the items selected by pred, as a bigint[] literal; NULL when empty. */
+static char *ids_literal(struct witem *items, int n, bool (*pred)(const struct witem *))
+{
+    struct strbuf sb = {0};
+    for (int i = 0; i < n; i++) {
+        if (!pred(&items[i]))
+            continue;
+        strbuf_putc(&sb, sb.len ? ',' : '{');
+        strbuf_printf(&sb, "%lld", items[i].it.id);
+    }
+    if (sb.len == 0)
+        return NULL;
+    strbuf_putc(&sb, '}');
+    return strbuf_detach(&sb);
+}
+
+static bool is_custom_ok(const struct witem *wi)
+{
+    return wi->fn != NULL && wi->ok && !wi->done;
+}
+
+static bool is_not_done(const struct witem *wi)
+{
+    return !wi->done;
+}
+
+/* Completes the custom-handled items marked ok.  0 or -1. */
+static int complete_custom(struct worker *w, struct witem *items, int n, char **err)
+{
+    char *ids = ids_literal(items, n, is_custom_ok);
+    if (ids == NULL)
+        return 0;
+    const char *p[] = {ids, w->holder};
+    PGresult *r = db_exec(w->conn,
+                          "UPDATE tds.sync_queue SET status = 'completed', completed_at = now(),"
+                          " updated_at = now(), locked_by = NULL, locked_until = NULL"
+                          " WHERE id = ANY ($1::bigint[]) AND status = 'processing'"
+                          " AND locked_by = $2",
+                          2, p, err);
+    free(ids);
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    for (int i = 0; i < n; i++)
+        if (is_custom_ok(&items[i]))
+            items[i].done = true;
+    return 0;
+}
+
+/* Adds the batch's results to the runs its items belong to (last, to keep the row lock short). */
+static int update_runs(struct worker *w, struct witem *items, int n, char **err)
+{
+    struct strbuf ids = {0}, oks = {0}, bads = {0};
+    for (int i = 0; i < n; i++) {
+        long long rid = items[i].it.run_id;
+        if (rid == 0)
+            continue;
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen |= items[j].it.run_id == rid;
+        if (seen)
+            continue;
+        long long ok = 0, bad = 0;
+        for (int j = i; j < n; j++) {
+            if (items[j].it.run_id != rid)
+                continue;
+            if (items[j].ok)
+                ok++;
+            else
+                bad++;
+        }
+        strbuf_putc(&ids, ids.len ? ',' : '{');
+        strbuf_putc(&oks, oks.len ? ',' : '{');
+        strbuf_putc(&bads, bads.len ? ',' : '{');
+        strbuf_printf(&ids, "%lld", rid);
+        strbuf_printf(&oks, "%lld", ok);
+        strbuf_printf(&bads, "%lld", bad);
+    }
+    int rc = 0;
+    if (ids.len) {
+        strbuf_putc(&ids, '}');
+        strbuf_putc(&oks, '}');
+        strbuf_putc(&bads, '}');
+        const char *p[] = {ids.buf, oks.buf, bads.buf};
+        rc = db_cmd(w->conn,
+                    "UPDATE tds.sync_runs r SET succeeded = r.succeeded + v.ok,"
+                    " failed = r.failed + v.bad FROM unnest($1::bigint[], $2::bigint[],"
+                    " $3::bigint[]) AS v(id, ok, bad) WHERE r.id = v.id",
+                    3, p, err);
+    }
+    strbuf_free(&ids);
+    strbuf_free(&oks);
+    strbuf_free(&bads);
+    return rc;
+}
+
+static long long backoff_for(struct worker *w, const struct witem *wi)
+{
+    struct engine *e = w->e;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    int base = e->set.engine.retry.backoff_seconds, cap = e->set.engine.retry.backoff_max_seconds;
+    pthread_rwlock_unlock(&e->cfg_lock);
+    return queue_backoff_ms(wi->it.attempts + 1, base, cap, &w->seed);
+}
+
+/* Records a failure of wi (fatal: straight to the DLQ).  0 or -1 (SQL). */
+static int record_failure(struct worker *w, struct witem *wi, const char *why, bool fatal,
+                          char **err)
+{
+    bool dead = false;
+    if (queue_fail_item(w->conn, &wi->it, w->holder, why, fatal, fatal ? 0 : backoff_for(w, wi),
+                        &dead, err) != 0)
+        return -1;
+    if (dead)
+        log_warn("queue %lld (%s %s): dead-lettered: %s", wi->it.id, wi->it.entity_type,
+                 wi->it.zoho_id, why);
+    else
+        log_info("queue %lld (%s %s): attempt %d failed, will retry: %s", wi->it.id,
+                 wi->it.entity_type, wi->it.zoho_id, wi->it.attempts + 1, why);
+    wi->done = true;
+    wi->ok = false;
+    return 0;
+}
+
+/* The fast path.  Returns 0 (committed), 1 (rolled back: replay item by item), -1 (connection). */
+static int apply_fast(struct worker *w, struct witem *items, int n)
+{
+    char *err = NULL;
+    if (db_begin(w->conn, &err) != 0)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        struct witem *head = &items[i];
+        if (head->desc == NULL || head->fatal || head->done)
+            continue;
+        /* Gather the group (same descriptor and operation) starting here. */
+        const struct queue_item **its = xcalloc((size_t)n, sizeof *its);
+        struct entity_record **recs = xcalloc((size_t)n, sizeof *recs);
+        int m = 0;
+        for (int j = i; j < n; j++) {
+            struct witem *wj = &items[j];
+            if (wj->desc == head->desc && wj->it.op == head->it.op && !wj->fatal && !wj->done) {
+                its[m] = &wj->it;
+                recs[m] = &wj->rec;
+                m++;
+            }
+        }
+        long long done = 0, changed = 0;
+        int rc = apply_group(w->conn, head->desc, head->it.op, its, recs, m, w->holder, false,
+                             &done, &changed, &err);
+        free(its);
+        free(recs);
+        if (rc != 0)
+            goto fail;
+        for (int j = i; j < n; j++) {
+            struct witem *wj = &items[j];
+            if (wj->desc == head->desc && wj->it.op == head->it.op && !wj->fatal && !wj->done)
+                wj->done = wj->ok = true;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        if (wi->fn == NULL || wi->done)
+            continue;
+        enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &err);
+        if (res != ITEM_OK)
+            goto fail;
+        wi->ok = true;
+    }
+    if (complete_custom(w, items, n, &err) != 0)
+        goto fail;
+    for (int i = 0; i < n; i++)
+        if (items[i].fatal && !items[i].done &&
+            record_failure(w, &items[i], items[i].fatal, true, &err) != 0)
+            goto fail;
+    if (update_runs(w, items, n, &err) != 0 || db_commit(w->conn, &err) != 0)
+        goto fail;
+    return 0;
+fail:
+    if (conn_bad(w->conn)) {
+        log_warn("batch rolled back: %s", err ? err : "connection lost");
+        free(err);
+        return -1;
+    }
+    log_debug("fast path failed (%s); replaying the batch item by item", err ? err : "?");
+    free(err);
+    db_rollback(w->conn);
+    for (int i = 0; i < n; i++)
+        items[i].done = items[i].ok = false;
+    return 1;
+}
+
+/* The slow path: each item under a savepoint.  0, or -1 (connection or SQL failure). */
+static int apply_slow(struct worker *w, struct witem *items, int n)
+{
+    char *err = NULL;
+    if (db_begin(w->conn, &err) != 0)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        if (atomic_load(&w->e->stop) && i > 0)
+            break; /* the rest are released below, unstarted */
+        if (wi->fatal) {
+            if (record_failure(w, wi, wi->fatal, true, &err) != 0)
+                goto fail;
+            continue;
+        }
+        if (db_cmd(w->conn, "SAVEPOINT item", 0, NULL, &err) != 0)
+            goto fail;
+        char *why = NULL;
+        enum item_result res;
+        if (wi->fn) {
+            res = wi->fn(w->conn, &wi->it, wi->arg, &why);
+            if (res == ITEM_OK) {
+                wi->ok = true;
+                if (complete_custom(w, wi, 1, &why) != 0)
+                    res = ITEM_RETRY;
+            }
+        } else {
+            const struct queue_item *its[1] = {&wi->it};
+            struct entity_record *recs[1] = {&wi->rec};
+            long long done, changed;
+            res = apply_group(w->conn, wi->desc, wi->it.op, its, recs, 1, w->holder, true, &done,
+                              &changed, &why) == 0
+                      ? ITEM_OK
+                      : ITEM_RETRY;
+        }
+        if (conn_bad(w->conn)) {
+            free(err);
+            err = why;
+            goto fail;
+        }
+        if (res == ITEM_OK) {
+            wi->done = wi->ok = true;
+            if (db_cmd(w->conn, "RELEASE SAVEPOINT item", 0, NULL, &err) != 0)
+                goto fail;
+            continue;
+        }
+        wi->ok = false;
+        if (db_cmd(w->conn, "ROLLBACK TO SAVEPOINT item", 0, NULL, &err) != 0) {
+            free(why);
+            goto fail;
+        }
+        int rc = record_failure(w, wi, why ? why : "handler failed without a message",
+                                res == ITEM_FATAL, &err);
+        free(why);
+        if (rc != 0)
+            goto fail;
+    }
+    if (update_runs(w, items, n, &err) != 0 || db_commit(w->conn, &err) != 0)
+        goto fail;
+    return 0;
+fail:
+    log_warn("batch rolled back: %s", err ? err : "?");
+    free(err);
+    if (!conn_bad(w->conn))
+        db_rollback(w->conn);
+    for (int i = 0; i < n; i++)
+        items[i].done = items[i].ok = false;
+    return -1;
+}
+
+/* Gives back the leases of items not done (graceful stop, failures). */
+static void release(struct worker *w, struct witem *items, int n)
+{
+    char *ids = ids_literal(items, n, is_not_done);
+    if (ids == NULL)
+        return;
+    const char *p[] = {ids, w->holder};
+    char *err = NULL;
+    PGresult *r = db_exec(w->conn,
+                          "UPDATE tds.sync_queue SET status = 'retry', next_attempt_at = now(),"
+                          " locked_by = NULL, locked_until = NULL, updated_at = now()"
+                          " WHERE id = ANY ($1::bigint[]) AND status = 'processing'"
+                          " AND locked_by = $2",
+                          2, p, &err);
+    if (r == NULL) {
+        log_warn("could not release leases (they expire): %s", err);
+        free(err);
+    } else {
+        if (atoi(PQcmdTuples(r)) > 0)
+            log_info("released %s leases of items not started", PQcmdTuples(r));
+        PQclear(r);
+    }
+    free(ids);
+}
+
+static void process(struct worker *w, struct witem *items, int n)
+{
+    prepare(items, n);
+    int rc = apply_fast(w, items, n);
+    if (rc == 1)
+        rc = apply_slow(w, items, n);
+    if (rc != 0) {
+        w->conn = engine_db_recover(w->e, w->conn);
+        if (w->conn == NULL)
+            return;
+    }
+    long long ok = 0, bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (items[i].done && items[i].ok)
+            ok++;
+        else if (items[i].done)
+            bad++;
+    }
+    release(w, items, n);
+    struct engine *e = w->e;
+    atomic_fetch_add(&e->items_ok, ok);
+    atomic_fetch_add(&e->items_failed, bad);
+    atomic_fetch_add(&e->stat_ok, ok);
+    atomic_fetch_add(&e->stat_failed, bad);
+    atomic_fetch_add(&e->batches, 1);
+    atomic_store(&e->drained_dirty, true);
+}
+
+/* After an empty claim: writes tds.queue.empty once a drain has finished. */
+static void maybe_queue_empty(struct worker *w)
+{
+    struct engine *e = w->e;
+    if (!atomic_exchange(&e->drained_dirty, false))
+        return;
+    char *err = NULL;
+    const char *p[] = {e->instance};
+    PGresult *r = db_exec(w->conn,
+                          /* Predicates spelled as the partial indexes' (claim, lease). */
+                          "WITH c AS (SELECT NOT EXISTS (SELECT 1 FROM tds.sync_queue"
+                          "   WHERE status IN ('pending', 'retry'))"
+                          "   AND NOT EXISTS (SELECT 1 FROM tds.sync_queue"
+                          "   WHERE status = 'processing') AS empty)"
+                          " INSERT INTO tds.events (type, data) SELECT 'tds.queue.empty',"
+                          " jsonb_build_object('instance', $1::text) FROM c WHERE empty"
+                          " RETURNING id",
+                          1, p, &err);
+    if (r == NULL) {
+        free(err);
+        return;
+    }
+    if (PQntuples(r) > 0)
+        log_info("queue drained: items ok %lld, failed %lld since start", atomic_load(&e->items_ok),
+                 atomic_load(&e->items_failed));
+    PQclear(r);
+}
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct engine *e = w->e;
+    log_set_context("%s w%d", e->instance, w->idx);
+    w->conn = engine_connect(e);
+    unsigned long seen = 0;
+    while (w->conn != NULL && !atomic_load(&e->stop)) {
+        pthread_rwlock_rdlock(&e->cfg_lock);
+        int batch = e->set.engine.batch_size, lease = e->set.engine.lease_seconds;
+        int poll_ms = e->set.engine.poll_interval_ms;
+        pthread_rwlock_unlock(&e->cfg_lock);
+        if (atomic_load(&e->paused_self) || atomic_load(&e->paused_fleet)) {
+            engine_wait(e, &e->work_cv, &seen, poll_ms);
+            continue;
+        }
+        pthread_mutex_lock(&e->mu);
+        seen = e->work_seq;
+        pthread_mutex_unlock(&e->mu);
+        PGresult *res = NULL;
+        struct witem *items = NULL;
+        char *err = NULL;
+        int n = claim(w, batch, lease, &res, &items, &err);
+        if (n < 0) {
+            log_warn("claim failed: %s", err);
+            free(err);
+            w->conn = engine_db_recover(e, w->conn);
+            if (w->conn != NULL && !atomic_load(&e->stop))
+                engine_wait(e, &e->work_cv, &seen, poll_ms);
+            continue;
+        }
+        if (n == 0) {
+            PQclear(res);
+            maybe_queue_empty(w);
+            engine_wait(e, &e->work_cv, &seen, poll_ms);
+            continue;
+        }
+        atomic_fetch_add(&e->busy, 1);
+        process(w, items, n);
+        atomic_fetch_sub(&e->busy, 1);
+        free_items(items, n);
+        PQclear(res);
+    }
+    if (w->conn)
+        PQfinish(w->conn);
+    pthread_mutex_lock(&e->mu);
+    e->live_threads--;
+    pthread_cond_broadcast(&e->done_cv);
+    pthread_mutex_unlock(&e->mu);
+    free(w->holder);
+    free(w);
+    log_set_context(NULL);
+    return NULL;
+}
+
+/* Creates a worker's state (the thread frees it). */
+void *worker_new(struct engine *e, int idx)
+{
+    struct worker *w = xcalloc(1, sizeof *w);
+    w->e = e;
+    w->idx = idx;
+    w->holder = xasprintf("%s/w%d", e->instance, idx);
+    w->seed = (unsigned)(time_mono_ms() ^ (idx * 7919));
+    return w;
+}

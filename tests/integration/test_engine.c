@@ -1,0 +1,370 @@
+/*
+ * test_engine.c: runs (handler, counters, events, failure, cancellation,
+ * interruption by a stop and resumption by the janitor), three engines
+ * with four workers each sharing the queue (every item applied exactly
+ * once, counted by a trigger), and the scheduler (fires once across the
+ * fleet, one catch-up after downtime, leadership moving on a stop).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine_testlib.h"
+#include "tds/runs.h"
+
+static struct config_loaded cl;
+static PGconn *db;
+
+static int stock_handler(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        char *p = make_item(5000 + i, "2024-05-01T10:00:00+0000", "from run", i);
+        char id[16];
+        snprintf(id, sizeof id, "%d", 5000 + i);
+        int rc = run_ctx_enqueue(ctx, "items", id, QOP_UPSERT, p, 5, NULL, err);
+        free(p);
+        if (rc != 0)
+            return -1;
+    }
+    run_ctx_add(ctx, 20, 0, 0, 0, 3);
+    run_ctx_set_expected(ctx, 20);
+    return 0;
+}
+
+static int failing_handler(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)ctx;
+    (void)arg;
+    *err = xstrdup("Zoho said no (simulated)");
+    return -1;
+}
+
+static int waiting_handler(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)arg;
+    if (run_ctx_resumed_from(ctx) != 0)
+        return 0;
+    while (!run_ctx_cancelled(ctx))
+        sleep_ms(20);
+    *err = xstrdup("stopped");
+    return -1;
+}
+
+static long long request(const char *type)
+{
+    long long id = 0;
+    char *err = NULL;
+    if (runs_request(db, type, NULL, "cli", "{\"x\":1}", "tester", &id, &err) != 0)
+        fail_msg("runs_request: %s", err);
+    return id;
+}
+
+static long long run_scalar(const char *fmt, long long id)
+{
+    char *sql = xasprintf(fmt, id);
+    long long v = pgtest_scalar(db, sql);
+    free(sql);
+    return v;
+}
+
+static long long run_wait(const char *fmt, long long id, long long want, int ms)
+{
+    char *sql = xasprintf(fmt, id);
+    long long v = wait_scalar(db, sql, want, ms);
+    free(sql);
+    return v;
+}
+
+static void test_runs(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    engine_register_run_handler("stock", stock_handler, NULL);
+    engine_register_run_handler("incremental", failing_handler, NULL);
+    engine_register_run_handler("full", waiting_handler, NULL);
+    struct engine *e = start_engine(&cl, "runs1");
+    char *err = NULL;
+
+    long long r1 = request("stock");
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'completed'", r1,
+                 1, 10000),
+        1);
+    assert_int_equal(run_scalar("SELECT total FROM tds.sync_runs WHERE id = %lld", r1), 20);
+    assert_int_equal(run_scalar("SELECT api_calls FROM tds.sync_runs WHERE id = %lld", r1), 3);
+    assert_int_equal(run_scalar("SELECT expected_total FROM tds.sync_runs WHERE id = %lld", r1),
+                     20);
+    /* its items complete and count as the run's successes */
+    assert_int_equal(run_wait("SELECT succeeded FROM tds.sync_runs WHERE id = %lld", r1, 20, 10000),
+                     20);
+    assert_int_equal(run_scalar("SELECT count(*) FROM tds.events WHERE run_id = %lld AND type IN"
+                                " ('tds.sync.started', 'tds.sync.completed')",
+                                r1),
+                     2);
+    assert_int_equal(run_scalar("SELECT count(*) FROM tds.events WHERE run_id = %lld AND type ="
+                                " 'tds.entity.create'",
+                                r1),
+                     20);
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND owner = 'runs1'"
+                   " AND started_at IS NOT NULL AND finished_at >= started_at",
+                   r1),
+        1);
+
+    long long r2 = request("incremental");
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'failed'"
+                 " AND error LIKE 'Zoho said no%%'",
+                 r2, 1, 10000),
+        1);
+    assert_int_equal(run_scalar("SELECT count(*) FROM tds.events WHERE run_id = %lld AND type ="
+                                " 'tds.sync.failed'",
+                                r2),
+                     1);
+
+    /* cancel a running run from "another console" */
+    long long r3 = request("full");
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'running'", r3, 1,
+                 10000),
+        1);
+    assert_int_equal(runs_cancel(db, r3, "bob", &err), 0);
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'cancelled'", r3,
+                 1, 10000),
+        1);
+    assert_int_equal(runs_cancel(db, r3, "bob", &err), -1);
+    free(err);
+    err = NULL;
+    /* a pending run of a type nobody handles: cancelled at once */
+    long long r4 = request("reconcile");
+    sleep_ms(300);
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'pending'", r4),
+        1);
+    assert_int_equal(runs_cancel(db, r4, "bob", &err), 0);
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'cancelled'",
+                   r4),
+        1);
+    assert_int_equal(runs_request(db, "bogus", NULL, "cli", NULL, NULL, NULL, &err), -1);
+    free(err);
+    err = NULL;
+
+    /* a stop interrupts a long run; the next engine's janitor resumes it */
+    long long r5 = request("full");
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'running'", r5, 1,
+                 10000),
+        1);
+    stop_engine(e);
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'interrupted'",
+                   r5),
+        1);
+    e = start_engine(&cl, "runs2");
+    assert_int_equal(
+        run_wait(
+            "SELECT count(*) FROM tds.sync_runs WHERE resumed_from = %lld AND status = 'completed'"
+            " AND trigger = 'heal'",
+            r5, 1, 15000),
+        1);
+    assert_int_equal(run_scalar("SELECT count(*) FROM tds.sync_runs WHERE resumed_from = %lld", r5),
+                     1);
+    stop_engine(e);
+    engine_clear_handlers();
+}
+
+static void test_three_engines_exactly_once(void **s)
+{
+    (void)s;
+    pgtest_exec(db, "CREATE TABLE applied (item_id text, at timestamptz DEFAULT now())");
+    pgtest_exec(db,
+                "CREATE FUNCTION count_apply() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN INSERT INTO applied (item_id) VALUES (NEW.item_id); RETURN NEW; END $$");
+    pgtest_exec(db, "CREATE TRIGGER count_apply AFTER INSERT OR UPDATE ON zoho.items"
+                    " FOR EACH ROW EXECUTE FUNCTION count_apply()");
+    pgtest_exec(db, "TRUNCATE zoho.items CASCADE");
+    cl.cfg.engine.workers = 4;
+    cl.cfg.engine.batch_size = 25;
+    struct engine *e[3];
+    const char *names[3] = {"fleet-a", "fleet-b", "fleet-c"};
+    for (int i = 0; i < 3; i++)
+        e[i] = start_engine(&cl, names[i]);
+    /* enqueue while they run */
+    const int n = 3000;
+    pgtest_exec(db, "BEGIN");
+    for (int i = 0; i < n; i++) {
+        char *p = make_item(100000 + i, "2024-06-01T10:00:00+0000", "fleet", i % 50);
+        char id[16];
+        snprintf(id, sizeof id, "%d", 100000 + i);
+        char *err = NULL;
+        if (queue_enqueue(db, "items", id, QOP_UPSERT, p, NULL, NULL, &err) != 0)
+            fail_msg("%s", err);
+        free(p);
+        if (i % 500 == 499) {
+            pgtest_exec(db, "COMMIT");
+            pgtest_exec(db, "BEGIN");
+        }
+    }
+    pgtest_exec(db, "COMMIT");
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue WHERE status = 'completed'"
+                                 " AND zoho_id::bigint >= 100000",
+                                 n, 60000),
+                     n);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM applied"), n);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(DISTINCT item_id) FROM applied"), n);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.entity.create'"
+                          " AND entity_id::bigint >= 100000"),
+        n);
+    /* every engine visible, with its threads; all did some of the work */
+    assert_int_equal(pgtest_scalar(db,
+                                   "SELECT count(*) FROM tds.engines WHERE instance LIKE 'fleet-%'"
+                                   " AND threads = 4 AND state = 'running'"
+                                   " AND heartbeat_at > now() - interval '10 seconds'"),
+                     3);
+    long long total = 0;
+    for (int i = 0; i < 3; i++) {
+        struct engine_status st;
+        engine_status(e[i], &st);
+        total += st.items_ok;
+    }
+    assert_int_equal(total, n);
+    sleep_ms(1500); /* stats flushed with the heartbeat */
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT sum(ok) FROM tds.stats_minute WHERE instance LIKE 'fleet-%'"), n);
+    for (int i = 0; i < 3; i++)
+        stop_engine(e[i]);
+    pgtest_exec(db, "DROP TRIGGER count_apply ON zoho.items");
+    cl.cfg.engine.workers = 2;
+    cl.cfg.engine.batch_size = 100;
+}
+
+static void test_scheduler(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    cl.cfg.schedule.enabled = true;
+    free(cl.cfg.schedule.stock_sync);
+    cl.cfg.schedule.stock_sync = xstrdup("*/5 * * * *");
+    free(cl.cfg.schedule.full_sync);
+    cl.cfg.schedule.full_sync = xstrdup("");
+    struct engine *e[3];
+    const char *names[3] = {"sched-a", "sched-b", "sched-c"};
+    for (int i = 0; i < 3; i++)
+        e[i] = start_engine(&cl, names[i]);
+    /* the leader registers the jobs */
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.schedules WHERE name = 'stock_sync'"
+                                 " AND enabled AND next_run_at > now()",
+                                 1, 10000),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.schedules WHERE name = 'full_sync'"
+                                       " AND NOT enabled"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.leases WHERE name = 'leader'"
+                                       " AND holder LIKE 'sched-%'"),
+                     1);
+    pgtest_exec(db, "DELETE FROM tds.sync_runs WHERE trigger = 'schedule'");
+    /* a slot comes due: one run, whatever the number of engines */
+    pgtest_exec(
+        db,
+        "UPDATE tds.schedules SET next_run_at = date_trunc('second', now()) - interval '1 second'"
+        " WHERE name = 'stock_sync'");
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'"
+                                 " AND run_type = 'stock'",
+                                 1, 10000),
+                     1);
+    sleep_ms(1500);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'"), 1);
+    assert_int_equal(pgtest_scalar(db,
+                                   "SELECT count(*) FROM tds.schedules WHERE name = 'stock_sync'"
+                                   " AND next_run_at > now() AND last_run_at IS NOT NULL"
+                                   " AND last_status LIKE 'started run %'"),
+                     1);
+    /* still pending (no handler): the next slot is skipped, not stacked */
+    pgtest_exec(
+        db,
+        "UPDATE tds.schedules SET next_run_at = date_trunc('second', now()) - interval '1 second'"
+        " WHERE name = 'stock_sync'");
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.schedules WHERE name = 'stock_sync'"
+                                 " AND last_status LIKE 'skipped%'",
+                                 1, 10000),
+                     1);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'"), 1);
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now() WHERE "
+                    "trigger = 'schedule'");
+    /* after a long downtime (36 missed slots): one catch-up run */
+    pgtest_exec(
+        db,
+        "UPDATE tds.schedules SET next_run_at = date_trunc('second', now()) - interval '3 hours'"
+        " WHERE name = 'stock_sync'");
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'", 2, 10000),
+        2);
+    sleep_ms(1500);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'"), 2);
+    /* the leader stops: another engine takes the lease and keeps scheduling */
+    PGresult *r = PQexec(db, "SELECT holder FROM tds.leases WHERE name = 'leader'");
+    char *leader = xstrdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    int li = 0;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(names[i], leader) == 0)
+            li = i;
+    stop_engine(e[li]);
+    e[li] = NULL;
+    char *sql = xasprintf(
+        "SELECT count(*) FROM tds.leases WHERE name = 'leader' AND holder <> '%s'", leader);
+    assert_int_equal(wait_scalar(db, sql, 1, 30000), 1);
+    free(sql);
+    free(leader);
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now() WHERE "
+                    "trigger = 'schedule'");
+    pgtest_exec(
+        db,
+        "UPDATE tds.schedules SET next_run_at = date_trunc('second', now()) - interval '1 second'"
+        " WHERE name = 'stock_sync'");
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'", 3, 10000),
+        3);
+    /* disabling all schedules */
+    for (int i = 0; i < 3; i++) {
+        if (e[i] == NULL)
+            continue;
+        struct tds_config c2 = cl.cfg;
+        c2.schedule.enabled = false;
+        engine_reload(e[i], &c2);
+    }
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.schedules WHERE enabled", 0, 10000),
+                     0);
+    for (int i = 0; i < 3; i++)
+        if (e[i])
+            stop_engine(e[i]);
+    cl.cfg.schedule.enabled = false;
+}
+
+int main(void)
+{
+    engine_test_setup("engine", &cl);
+    db = pgtest_connect();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runs),
+        cmocka_unit_test(test_three_engines_exactly_once),
+        cmocka_unit_test(test_scheduler),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    PQfinish(db);
+    config_loaded_free(&cl);
+    return rc;
+}

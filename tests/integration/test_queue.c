@@ -1,0 +1,310 @@
+/*
+ * test_queue.c: the queue and the dead-letter queue against a real
+ * PostgreSQL: folding, the default upsert (older never overwrites newer,
+ * locations, events), one bad item failing alone, retries with backoff,
+ * dead-lettering (at once for bad payloads, after max_attempts otherwise),
+ * DLQ retry / retry matching / discard, pause and resume.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine_testlib.h"
+#include "tds/alerts.h"
+#include "tds/queue.h"
+
+static struct config_loaded cl;
+static PGconn *db;
+
+static void enq(const char *entity, long long id, const char *payload, int prio, long long *qid)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    struct queue_enqueue_opts o = {.priority = prio, .max_attempts = 3};
+    char *err = NULL;
+    if (queue_enqueue(db, entity, ids, QOP_UPSERT, payload, &o, qid, &err) != 0)
+        fail_msg("enqueue: %s", err);
+}
+
+static void test_fold(void **state)
+{
+    (void)state;
+    char *a = make_item(1, "2024-03-01T10:00:00+0000", "first", 1);
+    char *b = make_item(1, "2024-03-02T10:00:00+0000", "second", 2);
+    long long q1 = 0, q2 = 0;
+    enq("items", 1, a, 3, &q1);
+    enq("items", 1, b, 7, &q2);
+    assert_int_equal(q1, q2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue WHERE zoho_id = '1'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT priority FROM tds.sync_queue WHERE zoho_id = '1'"),
+                     7);
+    assert_int_equal(pgtest_scalar(db, "SELECT (payload->>'stock_on_hand')::int FROM tds.sync_queue"
+                                       " WHERE zoho_id = '1'"),
+                     2);
+    char *err = NULL;
+    assert_int_equal(queue_set_priority(db, q1, 11, &err), -1);
+    free(err);
+    assert_int_equal(queue_set_priority(db, q1, 9, NULL), 0);
+    free(a);
+    free(b);
+}
+
+static void test_apply_and_newer_wins(void **state)
+{
+    (void)state;
+    struct engine *e = start_engine(&cl, "tq1");
+    /* item 1 is queued (from test_fold), with the newer payload. */
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '1'", 1, 10000), 1);
+    assert_int_equal(pgtest_scalar(db, "SELECT stock_on_hand FROM zoho.items WHERE item_id = '1'"),
+                     2);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM zoho.item_locations WHERE item_id = '1'"), 2);
+    /* An older payload arrives later: it must not overwrite. */
+    char *old = make_item(1, "2024-02-01T10:00:00+0000", "older", 99);
+    enq("items", 1, old, 5, NULL);
+    free(old);
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue WHERE status <> 'completed'",
+                                 0, 10000),
+                     0);
+    assert_int_equal(pgtest_scalar(db, "SELECT stock_on_hand FROM zoho.items WHERE item_id = '1'"),
+                     2);
+    /* A newer one does, and drops a location it no longer has. */
+    char *newer =
+        xasprintf("{\"item_id\":\"1\",\"name\":\"third\",\"stock_on_hand\":\"5\","
+                  "\"last_modified_time\":\"2024-04-01T10:00:00+0000\","
+                  "\"warehouses\":[{\"warehouse_id\":\"901\",\"warehouse_name\":\"Depot\","
+                  "\"warehouse_stock_on_hand\":\"5\"}]}");
+    enq("items", 1, newer, 5, NULL);
+    free(newer);
+    assert_int_equal(
+        wait_scalar(db, "SELECT stock_on_hand FROM zoho.items WHERE item_id = '1'", 5, 10000), 5);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM zoho.item_locations WHERE item_id = '1'"), 1);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT stock_on_hand FROM zoho.item_locations WHERE item_id = '1'"), 5);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.entity.create'"
+                          " AND entity_id = '1'"),
+        1);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.entity.update'"
+                          " AND entity_id = '1'"),
+        1);
+    /* delete marks */
+    char *err = NULL;
+    assert_int_equal(queue_enqueue(db, "items", "1", QOP_DELETE, NULL, NULL, NULL, &err), 0);
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM zoho.items WHERE item_id = '1'"
+                                 " AND deleted_at IS NOT NULL",
+                                 1, 10000),
+                     1);
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.events WHERE type = 'tds.queue.empty'",
+                                 1, 10000) >= 1,
+                     1);
+    stop_engine(e);
+}
+
+/* A handler for entity "flaky": fails for ids ending in 3, fatal for ids ending in 4. */
+static enum item_result flaky(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)arg;
+    size_t n = strlen(it->zoho_id);
+    char last = it->zoho_id[n - 1];
+    const char *p[] = {it->zoho_id};
+    PGresult *r =
+        PQexecParams(c, "INSERT INTO flaky_applied VALUES ($1)", 1, NULL, p, NULL, NULL, 0);
+    PQclear(r);
+    if (last == '3') {
+        *err = xstrdup("upstream timeout (simulated)");
+        return ITEM_RETRY;
+    }
+    if (last == '4') {
+        *err = xstrdup("cannot ever work (simulated)");
+        return ITEM_FATAL;
+    }
+    return ITEM_OK;
+}
+
+static void test_bad_item_fails_alone_retry_dlq(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE TABLE flaky_applied (id text)");
+    engine_register_item_handler("flaky", NULL, flaky, NULL);
+    /* One batch: good items, a retrying one, a fatal one, a bad item payload. */
+    for (int i = 10; i <= 14; i++)
+        enq("flaky", i, "{}", 5, NULL);
+    enq("items", 20, "{\"item_id\":\"20\",\"rate\":\"abc\"}", 5, NULL);
+    enq("items", 21, "\"not an object\"", 5, NULL);
+    char *good = make_item(22, "2024-03-01T10:00:00+0000", "good", 3);
+    enq("items", 22, good, 5, NULL);
+    free(good);
+    struct engine *e = start_engine(&cl, "tq2");
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '22'", 1, 10000), 1);
+    /* good flaky items applied exactly once; the failing ones' writes rolled back */
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue WHERE entity_type = 'flaky'"
+                                 " AND status = 'completed'",
+                                 3, 10000),
+                     3);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id IN ('10','11','12')"), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(DISTINCT id) FROM flaky_applied"), 3);
+    /* bad payloads and the fatal item: dead at once, with the reason */
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id IN ('14','20','21')", 3,
+                    10000),
+        3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '20'"
+                                       " AND failure_reason LIKE '%rate%' AND attempts = 1"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '21'"
+                                       " AND failure_reason LIKE '%object%'"),
+                     1);
+    /* item 13 retries with backoff (1 s), then dies after 3 attempts with its history */
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '13'", 1, 15000), 1);
+    assert_int_equal(pgtest_scalar(db,
+                                   "SELECT jsonb_array_length(error_history) FROM tds.dead_letter"
+                                   " WHERE zoho_id = '13'"),
+                     3);
+    assert_int_equal(pgtest_scalar(db, "SELECT attempts FROM tds.dead_letter WHERE zoho_id = '13'"),
+                     3);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.retry.scheduled'"
+                          " AND entity_id = '13'"),
+        2);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.deadletter.added'"),
+        4);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id = '13'"), 0);
+
+    /* DLQ: retry one (now the handler lets it through), retry matching, discard */
+    engine_clear_handlers();
+    engine_register_item_handler("flaky", NULL, flaky, NULL);
+    long long dl14 = pgtest_scalar(db, "SELECT id FROM tds.dead_letter WHERE zoho_id = '14'");
+    long long dl20 = pgtest_scalar(db, "SELECT id FROM tds.dead_letter WHERE zoho_id = '20'");
+    char *err = NULL;
+    assert_int_equal(dlq_discard(db, dl20, "tester", "bad data upstream", &err), 0);
+    assert_int_equal(dlq_discard(db, dl20, "tester", "again", &err), -1);
+    free(err);
+    err = NULL;
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE resolution = 'discarded'"
+                          " AND resolved_by = 'tester' AND resolution_note = 'bad data upstream'"),
+        1);
+    long long qid = 0;
+    assert_int_equal(dlq_retry(db, dl14, "tester", &qid, &err), 0);
+    assert_true(qid > 0);
+    /* it dies again (fatal), making a new open row */
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '14'", 2, 10000), 2);
+    long long n = 0;
+    assert_int_equal(dlq_retry_matching(db, "flaky", "TIMEOUT", "tester", &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        pgtest_scalar(db,
+                      "SELECT count(*) FROM tds.dead_letter WHERE NOT resolved AND zoho_id = '13'"),
+        0);
+    /* matching nothing */
+    assert_int_equal(dlq_retry_matching(db, "contacts", NULL, "tester", &n, &err), 0);
+    assert_int_equal(n, 0);
+    stop_engine(e);
+    engine_clear_handlers();
+}
+
+static void test_move_to_dlq_and_retry_now(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "UPDATE tds.control SET value = 'true' WHERE key = 'paused'");
+    long long q = 0;
+    enq("contacts", 555, "{\"contact_id\":\"555\",\"contact_name\":\"ACME\"}", 5, &q);
+    char *err = NULL;
+    assert_int_equal(queue_retry_now(db, q, &err), -1); /* not retrying */
+    free(err);
+    err = NULL;
+    assert_int_equal(queue_move_to_dlq(db, q, "tester", "operator said so", &err), 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '555'"
+                                       " AND failure_reason LIKE 'operator said so%'"),
+                     1);
+    assert_int_equal(queue_move_to_dlq(db, q, "tester", "twice", &err), -1);
+    free(err);
+    pgtest_exec(db, "UPDATE tds.control SET value = 'false' WHERE key = 'paused'");
+}
+
+static void test_pause_resume(void **state)
+{
+    (void)state;
+    struct engine *e = start_engine(&cl, "tq3");
+    char *err = NULL;
+    assert_int_equal(control_set_paused(db, true, NULL, true, "tester", &err), 0);
+    sleep_ms(1500);
+    struct engine_status st;
+    engine_status(e, &st);
+    assert_true(st.paused_fleet);
+    assert_int_equal(st.state, ENGINE_PAUSED);
+    char *p = make_item(700, "2024-03-01T10:00:00+0000", "paused", 1);
+    enq("items", 700, p, 5, NULL);
+    free(p);
+    sleep_ms(1000);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '700'"), 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.engines WHERE instance = 'tq3'"
+                                       " AND state = 'paused'"),
+                     1);
+    /* resume the fleet but pause this engine alone: still nothing */
+    assert_int_equal(control_set_paused(db, false, "tq3", true, "tester", &err), 0);
+    assert_int_equal(control_set_paused(db, true, NULL, false, "tester", &err), 0);
+    sleep_ms(1000);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '700'"), 0);
+    assert_int_equal(control_set_paused(db, false, "nosuch", false, "tester", &err), -1);
+    free(err);
+    err = NULL;
+    assert_int_equal(control_set_paused(db, false, "tq3", false, "tester", &err), 0);
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '700'", 1, 5000), 1);
+    stop_engine(e);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.engines WHERE instance = 'tq3'"
+                                       " AND state = 'stopped'"),
+                     1);
+}
+
+static void test_duplicate_instance_refused(void **state)
+{
+    (void)state;
+    struct engine *a = start_engine(&cl, "dup");
+    char *err = NULL;
+    struct engine *b = engine_new(&cl.cfg, "dup", "daemon", &err);
+    assert_non_null(b);
+    assert_int_equal(engine_start(b, &err), -1);
+    assert_non_null(strstr(err, "already running"));
+    free(err);
+    engine_free(b);
+    stop_engine(a);
+    /* stopped: the name is free again */
+    a = start_engine(&cl, "dup");
+    stop_engine(a);
+}
+
+int main(void)
+{
+    engine_test_setup("queue", &cl);
+    db = pgtest_connect();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_apply_and_newer_wins),
+        cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
+        cmocka_unit_test(test_move_to_dlq_and_retry_now),
+        cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_duplicate_instance_refused),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    PQfinish(db);
+    config_loaded_free(&cl);
+    return rc;
+}
