@@ -5,6 +5,7 @@
  * completion live in worker.c; the failure bookkeeping they share with the
  * console is queue_fail_item here.
  */
+#include "tds/entity.h"
 #include "tds/queue.h"
 
 #include <stdio.h>
@@ -60,6 +61,11 @@ int queue_enqueue(PGconn *c, const char *entity_type, const char *zoho_id, enum 
             *err = xstrdup("queue: an item needs an entity type and a Zoho id");
         return -1;
     }
+    /* One spelling per entity ("item" and "items" are the same record's
+     * queue), so a new change always folds into a pending one. */
+    const struct entity_desc *d = entity_find(entity_type);
+    if (d != NULL)
+        entity_type = d->name;
     int prio = opts && opts->priority ? opts->priority : 5;
     if (prio < 1 || prio > 10) {
         if (err)
