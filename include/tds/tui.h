@@ -52,12 +52,15 @@ void tui_snapshot_free(struct tui_snapshot *s);
 
 /*
  * Renders pane (by name: "dashboard", "runs", "queue", "dlq", "alerts",
- * "events"; "help" for the help overlay over the dashboard) at width x height
+ * "events"; "help" for the help overlay over the dashboard, "detail" for the
+ * text view, "dlq-groups"), optionally followed by "+help", "+confirm" (the
+ * confirmation of `:sync stock dry`), "+sync" (the sync dialog) or
+ * "+prompt" (the command prompt holding "sync stock"), at width x height
  * with the given data and clock, through curses on a private screen whose
  * output goes to /dev/null, and writes the virtual screen as UTF-8 text, one
- * line per row with trailing blanks removed, to out.  Needs a UTF-8 locale
- * for non-ASCII text.  Returns 0, or -1 when pane is unknown or curses could
- * not start.
+ * line per row with trailing blanks removed, to out.  The glyphs follow
+ * the locale: Unicode in a UTF-8 locale, the ASCII fallback otherwise.
+ * Returns 0, or -1 when pane is unknown or curses could not start.
  */
 int tui_render_snapshot(const char *pane, int width, int height, const struct tui_snapshot *data,
                         time_t now, FILE *out);

@@ -140,6 +140,10 @@ static int run_as_owner(char *const argv[], const char *logpath)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* Drop to the owner first, so the log file is the owner's too
+         * (pg_ctl -l appends to it as that user). */
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0))
+            _exit(126);
         int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         int devnull = open("/dev/null", O_RDONLY);
         if (fd >= 0) {
@@ -148,8 +152,6 @@ static int run_as_owner(char *const argv[], const char *logpath)
         }
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);
-        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0))
-            _exit(126);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -192,6 +194,10 @@ static int pg_start(struct demo_env *env, char **err)
         *err = xasprintf("%s: cannot create: %s", pgdir, strerror(errno));
         goto out;
     }
+    if (access(log, F_OK) == 0 && chown_owner(log) != 0) {
+        *err = xasprintf("%s: cannot hand to the cluster owner: %s", log, strerror(errno));
+        goto out;
+    }
     if (access(version, F_OK) != 0) {
         progress("creating a private PostgreSQL cluster in %s", env->pg_data);
         char *initdb = xasprintf("%s/initdb", env->pg_bindir);
@@ -216,7 +222,10 @@ static int pg_start(struct demo_env *env, char **err)
     char *pg_ctl = xasprintf("%s/pg_ctl", env->pg_bindir);
     char *const status_argv[] = {pg_ctl, "-D", env->pg_data, "status", NULL};
     if (run_as_owner(status_argv, log) == 0) {
-        progress("reusing the demo PostgreSQL already running in %s", env->pg_data);
+        /* Left behind by a demo that was killed: ours to stop at exit too.
+         * (A second live demo cannot share it: its engine name is taken.) */
+        progress("reusing the demo PostgreSQL left running in %s", env->pg_data);
+        env->started_pg = 1;
     } else {
         progress("starting PostgreSQL (socket in %s)", env->pg_socket_dir);
         char *const start_argv[] = {pg_ctl, "-D", env->pg_data, "-l", log, "-w", "-t", "60",

@@ -6,6 +6,7 @@
  * to tds.audit (audit.h) with the OS user, SSH_CONNECTION, host and
  * instance.  Runs on the console's data thread, never on the UI thread.
  */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,18 +206,25 @@ int tui_action_run(PGconn *c, const char *instance, const struct tui_op_req *r, 
     switch (r->op) {
     case OP_RUN_START: {
         long long id = 0;
-        char *cfgjson = xasprintf("{\"dry_run\": %s, \"source\": \"console\"}",
-                                  r->dry_run ? "true" : "false");
+        const char *cfgjson = r->config ? r->config : "{\"source\": \"console\"}";
         rc = runs_request(c, r->run_type, r->entity, "manual", cfgjson, who, &id, &err);
-        free(cfgjson);
         if (rc == 0) {
             snprintf(target, sizeof target, "sync_runs:%lld", id);
             *msg = xasprintf("requested %s sync of %s%s: run %lld", r->run_type,
                              r->entity ? r->entity : "every entity",
                              r->dry_run ? " (dry run)" : "", id);
         }
-        strbuf_printf(&detail, "{\"run_type\": \"%s\", \"dry_run\": %s}", r->run_type,
-                      r->dry_run ? "true" : "false");
+        cJSON *dj = cJSON_CreateObject();
+        cJSON_AddStringToObject(dj, "run_type", r->run_type);
+        if (r->entity)
+            cJSON_AddStringToObject(dj, "entity", r->entity);
+        cJSON *cj = cJSON_Parse(cfgjson);
+        if (cj)
+            cJSON_AddItemToObject(dj, "config", cj);
+        char *ds = cJSON_PrintUnformatted(dj);
+        cJSON_Delete(dj);
+        strbuf_puts(&detail, ds);
+        cJSON_free(ds);
         break;
     }
     case OP_PAUSE:

@@ -306,18 +306,114 @@ static void queue_op(struct tui *t, struct tui_op_req *op)
     tui_message(t, ROLE_MESSAGE, "working...");
 }
 
-static void start_sync(struct tui *t, const char *entity, const char *kind, bool dry)
+/* Whether a run type honours {"dry_run":true} (sync_stock.c reads it for
+ * stock and items runs; full and incremental runs have no dry mode). */
+static bool kind_has_dry_run(const char *kind)
+{
+    return strcmp(kind, "stock") == 0 || strcmp(kind, "items") == 0;
+}
+
+int tui_parse_item_ids(const char *text, char ***ids, size_t *n, char *why, size_t whyn)
+{
+    *ids = NULL;
+    *n = 0;
+    char *copy = xstrdup(text ? text : ""), *save = NULL;
+    int rc = 0;
+    for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+        if (!str_is_digits(w)) {
+            char *clean = sanitize_str(w, SANITIZE_ASCII);
+            snprintf(why, whyn, "item id \"%.40s\" is not digits", clean);
+            free(clean);
+            rc = -1;
+            break;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++)
+            dup = strcmp((*ids)[i], w) == 0;
+        if (dup)
+            continue;
+        *ids = xreallocarray(*ids, *n + 1, sizeof **ids);
+        (*ids)[(*n)++] = xstrdup(w);
+    }
+    free(copy);
+    if (rc == 0 && *n == 0) {
+        snprintf(why, whyn, "no item ids given");
+        rc = -1;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < *n; i++)
+            free((*ids)[i]);
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* Builds the run request and asks for confirmation.  The run config is
+ * what the handlers read (sync.h, sync_stock.c): {"dry_run":..,
+ * "items":[..]}; a stock or items sync is of the items entity. */
+static void start_sync(struct tui *t, const char *entity, const char *kind, bool dry,
+                       char **ids, size_t nids)
 {
     if (tui_refuse_read_only(t, ACT_SYNC))
         return;
+    if (dry && !kind_has_dry_run(kind)) {
+        tui_message(t, ROLE_ERROR, "a %s sync has no dry run (stock and items syncs do)", kind);
+        return;
+    }
+    bool items_kind = strcmp(kind, "stock") == 0 || strcmp(kind, "items") == 0;
     struct tui_op_req *op = xcalloc(1, sizeof *op);
     op->op = OP_RUN_START;
     op->run_type = xstrdup(kind);
-    op->entity = entity && strcmp(kind, "stock") != 0 ? xstrdup(entity) : NULL;
+    op->entity = items_kind ? xstrdup("items") : entity ? xstrdup(entity) : NULL;
     op->dry_run = dry;
-    tui_confirm(t, op, "Start a %s sync of %s%s?", kind,
-                strcmp(kind, "stock") == 0 ? "stock levels" : entity ? entity : "every entity",
-                dry ? " (dry run)" : "");
+    cJSON *cfg = cJSON_CreateObject();
+    if (kind_has_dry_run(kind))
+        cJSON_AddBoolToObject(cfg, "dry_run", dry);
+    cJSON_AddStringToObject(cfg, "source", "console");
+    if (nids > 0) {
+        cJSON *arr = cJSON_AddArrayToObject(cfg, "items");
+        for (size_t i = 0; i < nids; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(ids[i]));
+    }
+    char *json = cJSON_PrintUnformatted(cfg);
+    cJSON_Delete(cfg);
+    op->config = xstrdup(json);
+    cJSON_free(json);
+
+    char opts[160] = "";
+    if (strcmp(kind, "stock") == 0) {
+        bool active = t->cfg ? t->cfg->stock.active_only : true;
+        bool with_stock = t->cfg ? t->cfg->stock.with_stock_only : false;
+        snprintf(opts, sizeof opts, " (%s%s%s)", active ? "active only" : "active and inactive",
+                 with_stock ? ", with stock only" : "", dry ? ", dry run" : "");
+    } else if (dry) {
+        snprintf(opts, sizeof opts, " (dry run)");
+    }
+    if (strcmp(kind, "items") == 0) {
+        struct strbuf list = {0};
+        for (size_t i = 0; i < nids && i < 5; i++)
+            strbuf_printf(&list, "%s%s", i ? ", " : "", ids[i]);
+        if (nids > 5)
+            strbuf_printf(&list, ", +%zu more", nids - 5);
+        tui_confirm(t, op, "Start an items sync of %zu item%s (%s)%s?", nids, nids == 1 ? "" : "s",
+                    list.buf ? list.buf : "", opts);
+        strbuf_free(&list);
+    } else {
+        tui_confirm(t, op, "Start a%s %s sync of %s%s?", kind[0] == 'i' ? "n" : "", kind,
+                    op->entity ? op->entity : "every entity", opts);
+    }
+}
+
+/* Opens the item ids prompt for an items sync (dry: the dialog's choice);
+ * after a refusal, error says why on the prompt line, initial keeps the text. */
+static void ask_item_ids(struct tui *t, bool dry, const char *error, const char *initial)
+{
+    t->sd_dry = dry;
+    snprintf(t->confirm_text, sizeof t->confirm_text, "%s%sItem ids (comma-separated): ",
+             error ? error : "", error ? "; " : "");
+    prompt_open(t, PROMPT_ITEMS, initial);
 }
 
 void tui_sync_dialog(struct tui *t, const char *entity)
@@ -353,14 +449,20 @@ void tui_command(struct tui *t, const char *line)
     if (strcmp(c0, "q") == 0 || strcmp(c0, "quit") == 0) {
         t->quit = true;
     } else if (strcmp(c0, "sync") == 0) {
-        const char *entity = NULL, *kind = NULL;
+        const char *entity = NULL, *kind = NULL, *idlist = NULL;
         bool dry = false, bad = false;
         for (int i = 1; i < nw; i++) {
             if (strcmp(words[i], "full") == 0 || strcmp(words[i], "incremental") == 0 ||
-                strcmp(words[i], "stock") == 0 || strcmp(words[i], "items") == 0)
-                kind = kind && strcmp(words[i], "items") == 0 ? kind : words[i];
+                strcmp(words[i], "stock") == 0)
+                kind = words[i];
+            else if (strcmp(words[i], "items") == 0 && kind == NULL && entity == NULL &&
+                     i + 1 < nw && strspn(words[i + 1], "0123456789,") == strlen(words[i + 1]))
+                kind = "items"; /* ":sync items 123,456": specific items */
             else if (strcmp(words[i], "dry") == 0 || strcmp(words[i], "--dry-run") == 0)
                 dry = true;
+            else if (kind && strcmp(kind, "items") == 0 && idlist == NULL &&
+                     strspn(words[i], "0123456789,") == strlen(words[i]))
+                idlist = words[i];
             else if (entity_find(words[i]))
                 entity = entity_find(words[i])->name;
             else {
@@ -368,13 +470,19 @@ void tui_command(struct tui *t, const char *line)
                 bad = true;
             }
         }
-        if (!bad) {
-            /* ":sync items" alone is the items entity, incremental */
-            if (kind && strcmp(kind, "items") == 0 && entity == NULL && nw == 2) {
-                entity = "items";
-                kind = "incremental";
+        if (!bad && kind && strcmp(kind, "items") == 0) {
+            char **ids = NULL, why[160];
+            size_t n = 0;
+            if (tui_parse_item_ids(idlist, &ids, &n, why, sizeof why) != 0) {
+                tui_message(t, ROLE_ERROR, "sync items: %s", why);
+            } else {
+                start_sync(t, "items", "items", dry, ids, n);
+                for (size_t i = 0; i < n; i++)
+                    free(ids[i]);
+                free(ids);
             }
-            start_sync(t, entity, kind ? kind : "incremental", dry);
+        } else if (!bad) {
+            start_sync(t, entity, kind ? kind : "incremental", dry, NULL, 0);
         }
     } else if (strcmp(c0, "pause") == 0 || strcmp(c0, "resume") == 0) {
         if (!tui_refuse_read_only(t, ACT_SYNC)) {
@@ -575,6 +683,24 @@ static void prompt_done(struct tui *t, bool accept)
         if (accept)
             tui_command(t, line);
         break;
+    case PROMPT_ITEMS: {
+        if (!accept) {
+            tui_message(t, ROLE_MESSAGE, "cancelled: nothing done");
+            break;
+        }
+        char **ids = NULL, why[160];
+        size_t nids = 0;
+        if (tui_parse_item_ids(line, &ids, &nids, why, sizeof why) != 0) {
+            tui_message(t, ROLE_ERROR, "%s", why);
+            ask_item_ids(t, t->sd_dry, why, line); /* let the operator fix it */
+            break;
+        }
+        start_sync(t, "items", "items", t->sd_dry, ids, nids);
+        for (size_t i = 0; i < nids; i++)
+            free(ids[i]);
+        free(ids);
+        break;
+    }
     case PROMPT_REASON: {
         struct tui_op_req *op = t->pending_op;
         t->pending_op = NULL;
@@ -653,7 +779,7 @@ static void key_sync_dialog(struct tui *t, int key)
 {
     size_t ne;
     const struct entity_desc *e = entity_all(&ne);
-    int nk = 4;
+    int nk = TUI_SYNC_KINDS;
     if (key == 27 || key == 'q') {
         t->mode = MODE_NORMAL;
     } else if (key == KEY_UP || key == 'k' || key == KEY_BTAB) {
@@ -669,9 +795,13 @@ static void key_sync_dialog(struct tui *t, int key)
         else
             t->sd_dry = !t->sd_dry;
     } else if (key == '\n' || key == '\r' || key == KEY_ENTER) {
-        static const char *kinds[] = {"incremental", "full", "stock", "items"};
         t->mode = MODE_NORMAL;
-        start_sync(t, t->sd_entity ? e[t->sd_entity - 1].name : NULL, kinds[t->sd_kind], t->sd_dry);
+        const char *kind = tui_sync_kinds[t->sd_kind];
+        if (strcmp(kind, "items") == 0)
+            ask_item_ids(t, t->sd_dry, NULL, NULL);
+        else
+            start_sync(t, t->sd_entity ? e[t->sd_entity - 1].name : NULL, kind,
+                       t->sd_dry && kind_has_dry_run(kind), NULL, 0);
     }
 }
 
@@ -1013,6 +1143,13 @@ int tui_render_snapshot(const char *pane, int width, int height, const struct tu
     static const char *names[] = {"dashboard", "runs", "queue", "dlq", "alerts", "events"};
     int idx = -1;
     bool help = false, detail = false, grouped = false;
+    char base[64];
+    const char *overlay = strchr(pane, '+');
+    snprintf(base, sizeof base, "%.*s", overlay ? (int)(overlay - pane) : (int)strlen(pane), pane);
+    pane = base;
+    if (overlay && strcmp(overlay + 1, "help") != 0 && strcmp(overlay + 1, "confirm") != 0 &&
+        strcmp(overlay + 1, "sync") != 0 && strcmp(overlay + 1, "prompt") != 0)
+        return -1;
     if (strcmp(pane, "help") == 0)
         idx = PANE_DASHBOARD, help = true;
     else if (strcmp(pane, "detail") == 0)
@@ -1064,6 +1201,16 @@ int tui_render_snapshot(const char *pane, int width, int height, const struct tu
         t.panes[i].ops->on_data(&t, &t.panes[i], data);
     if (help)
         t.mode = MODE_HELP;
+    if (overlay) { /* through the real code paths, as the keys would go */
+        if (strcmp(overlay + 1, "help") == 0)
+            t.mode = MODE_HELP;
+        else if (strcmp(overlay + 1, "confirm") == 0)
+            tui_command(&t, "sync stock dry");
+        else if (strcmp(overlay + 1, "sync") == 0)
+            tui_sync_dialog(&t, NULL);
+        else
+            prompt_open(&t, PROMPT_COMMAND, "sync stock");
+    }
     if (detail) {
         t.mode = MODE_TEXT;
         text_set(&t, data->detail_title, data->detail_text);
@@ -1085,6 +1232,7 @@ int tui_render_snapshot(const char *pane, int width, int height, const struct tu
         fprintf(out, "%s\n", line);
     }
     t.snap = NULL;
+    tui_op_req_free(t.pending_op);
     tui_free_panes(&t);
     text_free(&t);
     free(t.instance);

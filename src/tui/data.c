@@ -189,7 +189,24 @@ static struct tui_rs *rs_from_pg(PGresult *r)
         for (int c = 0; c < nc; c++)
             if (!PQgetisnull(r, i, c))
                 rs->cell[(long)i * nc + c] =
-                    sanitize_text(PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c), 0);
+                    sanitize_text(PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                                  tui_sanitize_flags());
+    return rs;
+}
+
+/* rs_from_pg keeping line breaks (indented JSON). */
+static struct tui_rs *rs_from_pg_multiline(PGresult *r)
+{
+    int nc = PQnfields(r), nr = PQntuples(r);
+    struct tui_rs *rs = tui_rs_new(nc, nr);
+    for (int c = 0; c < nc; c++)
+        rs->names[c] = xstrdup(PQfname(r, c));
+    for (int i = 0; i < nr; i++)
+        for (int c = 0; c < nc; c++)
+            if (!PQgetisnull(r, i, c))
+                rs->cell[(long)i * nc + c] =
+                    sanitize_text(PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
+                                  SANITIZE_MULTILINE | tui_sanitize_flags());
     return rs;
 }
 
@@ -221,7 +238,7 @@ static bool run_q(struct tui_data *d, struct tui_snapshot *s, enum tui_query q, 
     if (r == NULL) {
         if (s->error == NULL) {
             char *m = xasprintf("%s: %s", tui_query_name(q), err ? err : "failed");
-            s->error = sanitize_str(m, 0);
+            s->error = sanitize_str(m, tui_sanitize_flags());
             free(m);
         }
         free(err);
@@ -258,7 +275,7 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
     for (size_t i = 0; i < hr.nreasons; i++) {
         if (i > 0)
             h->cell[i * 2] = xstrdup(health_status_name(hr.status));
-        h->cell[i * 2 + 1] = sanitize_str(hr.reasons[i], 0);
+        h->cell[i * 2 + 1] = sanitize_str(hr.reasons[i], tui_sanitize_flags());
     }
     s->rs[TQ_HEALTH] = h;
 
@@ -270,15 +287,15 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
     for (size_t i = 0; i < hr.nengines; i++) {
         struct health_engine *x = &hr.engines[i];
         char **row = e->cell + i * TDS_ARRAY_LEN(en);
-        row[0] = sanitize_str(x->instance, 0);
-        row[1] = sanitize_str(x->host, 0);
-        row[2] = sanitize_str(x->mode, 0);
-        row[3] = sanitize_str(x->state, 0);
+        row[0] = sanitize_str(x->instance, tui_sanitize_flags());
+        row[1] = sanitize_str(x->host, tui_sanitize_flags());
+        row[2] = sanitize_str(x->mode, tui_sanitize_flags());
+        row[3] = sanitize_str(x->state, tui_sanitize_flags());
         row[4] = xasprintf("%d", x->threads);
         row[5] = xasprintf("%d", x->busy);
         row[6] = xasprintf("%.0f", x->heartbeat_age);
         row[7] = xstrdup(x->alive ? "t" : "f");
-        row[8] = sanitize_str(x->version, 0);
+        row[8] = sanitize_str(x->version, tui_sanitize_flags());
     }
     s->rs[TQ_ENGINES] = e;
 
@@ -296,9 +313,9 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
     hd->cell[5] = xasprintf("%.0f", hr.oldest_pending_age);
     for (int i = 0; i < 4; i++)
         hd->cell[6 + i] = xasprintf("%lld", hr.alerts[i]);
-    hd->cell[10] = sanitize_str(PQdb(d->conn), 0);
+    hd->cell[10] = sanitize_str(PQdb(d->conn), tui_sanitize_flags());
     const char *host = PQhost(d->conn);
-    hd->cell[11] = sanitize_str(host && host[0] != '/' ? host : "local", 0);
+    hd->cell[11] = sanitize_str(host && host[0] != '/' ? host : "local", tui_sanitize_flags());
     s->rs[TQ_HEAD] = hd;
     health_report_free(&hr);
 }
@@ -440,17 +457,55 @@ static bool fetch_detail(struct tui_data *d, struct tui_snapshot *s, enum tui_de
     s->detail_id = id;
     const char *sql = NULL, *title = NULL;
     switch (kind) {
-    case DETAIL_RUN:
-        title = "run";
-        sql = "SELECT id, run_type, entity_type, trigger, status, requested_by, owner,"
-              " created_at, started_at, finished_at, heartbeat_at,"
-              " total, expected_total, succeeded, failed, unchanged, api_calls,"
-              " missing, extra, stale, resumed_from, cancel_requested,"
-              " round((succeeded + failed + unchanged)::numeric / greatest(1, extract(epoch FROM"
-              "   coalesce(finished_at, now()) - started_at))::numeric, 2) AS items_per_second,"
-              " error, jsonb_pretty(config) AS config"
-              " FROM tds.sync_runs WHERE id = $1::bigint";
-        break;
+    case DETAIL_RUN: {
+        /* times as epoch seconds, formatted by pane_runs_detail_text; stats
+         * through to_jsonb so a database without the column still answers */
+        PGresult *rr = db_exec(
+            d->conn,
+            "SELECT r.id, r.run_type, r.entity_type, r.trigger, r.status, r.requested_by,"
+            " r.owner, extract(epoch FROM r.created_at)::bigint AS created,"
+            " extract(epoch FROM r.started_at)::bigint AS started,"
+            " extract(epoch FROM r.finished_at)::bigint AS finished,"
+            " extract(epoch FROM r.heartbeat_at)::bigint AS heartbeat,"
+            " extract(epoch FROM now())::bigint AS now,"
+            " r.total, r.expected_total, r.succeeded, r.failed, r.unchanged, r.api_calls,"
+            " r.missing, r.extra, r.stale, r.resumed_from, r.cancel_requested, r.error,"
+            " jsonb_pretty(r.config) AS config, jsonb_pretty(to_jsonb(r) -> 'stats') AS stats"
+            " FROM tds.sync_runs r WHERE r.id = $1::bigint",
+            1, p, &err);
+        struct tui_rs *run = NULL, *ev = NULL;
+        if (rr == NULL) {
+            strbuf_printf(&sb, "cannot read run %lld: %s", id, err ? err : "?");
+            free(err);
+            err = NULL;
+        } else {
+            run = rs_from_pg_multiline(rr);
+            PQclear(rr);
+            rr = db_exec(d->conn,
+                         "SELECT id, extract(epoch FROM at)::bigint AS at, type, entity_type,"
+                         " entity_id, left(data::text, 200) AS data"
+                         " FROM tds.events WHERE run_id = $1::bigint ORDER BY id DESC LIMIT 100",
+                         1, p, &err);
+            if (rr) {
+                ev = rs_from_pg_multiline(rr);
+                PQclear(rr);
+            } else {
+                free(err);
+                err = NULL;
+            }
+            char *text = pane_runs_detail_text(run, ev);
+            strbuf_puts(&sb, text);
+            free(text);
+        }
+        tui_rs_free(run);
+        tui_rs_free(ev);
+        char *t = xasprintf("run %lld", id);
+        s->detail_title = sanitize_str(t, tui_sanitize_flags());
+        free(t);
+        s->detail_text = xstrdup(sb.buf ? sb.buf : ""); /* cells sanitized already */
+        strbuf_free(&sb);
+        return PQstatus(d->conn) == CONNECTION_OK;
+    }
     case DETAIL_QUEUE:
         title = "queue item";
         sql = "SELECT id, run_id, inbox_id, entity_type, zoho_id, operation, priority, status,"
@@ -504,26 +559,11 @@ static bool fetch_detail(struct tui_data *d, struct tui_snapshot *s, enum tui_de
     }
     if (r)
         PQclear(r);
-    if (kind == DETAIL_RUN) { /* the run's events */
-        r = db_exec(d->conn,
-                    "SELECT id, at, type, entity_type, entity_id, left(data::text, 200)"
-                    " FROM tds.events WHERE run_id = $1::bigint ORDER BY id DESC LIMIT 100",
-                    1, p, &err);
-        if (r) {
-            strbuf_printf(&sb, "\nevents (newest first, at most 100):\n");
-            for (int i = 0; i < PQntuples(r); i++)
-                strbuf_printf(&sb, "  %s  %.19s  %-24s %s %s  %s\n", PQgetvalue(r, i, 0),
-                              PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                              PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
-            PQclear(r);
-        } else {
-            free(err);
-        }
-    }
     char *t = xasprintf("%s %lld", title, id);
-    s->detail_title = sanitize_str(t, 0);
+    s->detail_title = sanitize_str(t, tui_sanitize_flags());
     free(t);
-    s->detail_text = sanitize_text(sb.buf ? sb.buf : "", sb.len, SANITIZE_MULTILINE);
+    s->detail_text =
+        sanitize_text(sb.buf ? sb.buf : "", sb.len, SANITIZE_MULTILINE | tui_sanitize_flags());
     strbuf_free(&sb);
     return PQstatus(d->conn) == CONNECTION_OK;
 }
@@ -593,7 +633,7 @@ static struct tui_snapshot *error_snapshot(unsigned gen, const char *why)
     s->gen = gen;
     s->ok = false;
     char *m = xasprintf("database unreachable, retrying: %s", why ? why : "");
-    s->error = sanitize_str(m, 0);
+    s->error = sanitize_str(m, tui_sanitize_flags());
     free(m);
     return s;
 }
@@ -646,7 +686,7 @@ static void *data_main(void *arg)
                 char *msg = NULL;
                 int rc = tui_action_run(d->conn, d->instance, op, &msg);
                 tui_op_req_free(op);
-                char *clean = sanitize_str(msg, 0);
+                char *clean = sanitize_str(msg, tui_sanitize_flags());
                 free(msg);
                 post_result(d, clean, rc == 0);
                 want_refresh = true;

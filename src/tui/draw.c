@@ -4,11 +4,13 @@
  * fallback for terminals whose locale is not UTF-8), and the formatting of
  * ages, counts and times.
  */
+#include <langinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
 
+#include "tds/sanitize.h"
 #include "tui_internal.h"
 
 struct tui_glyphs tui_g;
@@ -17,7 +19,7 @@ void tui_glyphs_init(bool utf8)
 {
     static const char *uspark[8] = {"\u2581", "\u2582", "\u2583", "\u2584",
                                     "\u2585", "\u2586", "\u2587", "\u2588"};
-    static const char *aspark[8] = {"_", ".", ",", "-", "=", "+", "*", "#"};
+    static const char *aspark[8] = {"_", ".", "-", "=", "+", "*", "#", "#"};
     if (utf8) {
         tui_g = (struct tui_glyphs){.hline = "\u2500", .vline = "\u2502", .mark = "\u25cf",
                                     .bar_full = "\u2588", .bar_empty = "\u2591",
@@ -27,10 +29,17 @@ void tui_glyphs_init(bool utf8)
         tui_g.corner[2] = "\u2514", tui_g.corner[3] = "\u2518";
     } else {
         tui_g = (struct tui_glyphs){.hline = "-", .vline = "|", .mark = "*", .bar_full = "#",
-                                    .bar_empty = ".", .ellipsis = "~", .up = "^", .down = "v"};
+                                    .bar_empty = ".", .ellipsis = "...", .up = "^", .down = "v"};
         memcpy(tui_g.spark, aspark, sizeof aspark);
         tui_g.corner[0] = tui_g.corner[1] = tui_g.corner[2] = tui_g.corner[3] = "+";
     }
+}
+
+unsigned tui_sanitize_flags(void)
+{
+    const char *cs = nl_langinfo(CODESET);
+    bool utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+    return utf8 ? 0 : SANITIZE_ASCII;
 }
 
 /* Decodes one character of sanitized UTF-8; returns bytes used (>= 1). */

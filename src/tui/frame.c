@@ -16,6 +16,9 @@
 #define MIN_COLS 80
 #define MIN_ROWS 24
 
+/* Where the prompt's cursor goes once everything is drawn. */
+static int prompt_cy, prompt_cx;
+
 static const char *pane_names[PANE_N] = {"Dashboard", "Runs", "Queue", "DLQ", "Alerts", "Events"};
 
 const char *tui_health(struct tui *t, const struct tui_snapshot *s, char reasons[][128], int n,
@@ -127,10 +130,11 @@ static void draw_message(struct tui *t)
     int y = t->rows - 2;
     tui_fill(y, 0, t->cols, tui_attr(ROLE_NORMAL));
     if (t->mode == MODE_PROMPT) {
-        static const char *prefix[PROMPT_N] = {"/", ":", ""};
+        static const char *prefix[PROMPT_N] = {"/", ":", "", ""};
         char buf[1024];
-        const char *pre = t->prompt_kind == PROMPT_REASON ? t->confirm_text
-                                                          : prefix[t->prompt_kind];
+        const char *pre = t->prompt_kind == PROMPT_REASON || t->prompt_kind == PROMPT_ITEMS
+                              ? t->confirm_text
+                              : prefix[t->prompt_kind];
         int pw = tui_put(y, 0, pre, t->cols - 1, tui_attr(ROLE_MESSAGE), false);
         wcstombs(buf, t->prompt_buf, sizeof buf);
         buf[sizeof buf - 1] = 0;
@@ -141,7 +145,8 @@ static void draw_message(struct tui *t)
         tmp[t->prompt_pos] = 0;
         int cw = wcswidth(tmp, (size_t)t->prompt_pos);
         int cx = pw + (cw < 0 ? t->prompt_pos : cw);
-        move(y, cx < t->cols ? cx : t->cols - 1);
+        prompt_cy = y;
+        prompt_cx = cx < t->cols ? cx : t->cols - 1;
         return;
     }
     char buf[512];
@@ -280,9 +285,10 @@ static int help_lines(struct tui *t, char lines[][160], int max)
         snprintf(lines[nl++], 160, " ");
     if (nl < max)
         snprintf(lines[nl++], 160,
-                 "Commands: :sync [ENTITY] [full|incremental|stock|items] [dry], :pause, :resume,");
+                 "Commands: :sync [ENTITY] [full|incremental|stock] [dry], :sync items ID,... [dry],");
     if (nl < max)
-        snprintf(lines[nl++], 160, "  :theme NAME, :q.  Actions apply to marked rows, else the selected one.");
+        snprintf(lines[nl++], 160,
+                 "  :pause, :resume, :theme NAME, :q.  Actions apply to marked rows, else the selected one.");
     return nl;
 }
 
@@ -325,38 +331,103 @@ static void draw_text(struct tui *t, int y, int h)
     }
 }
 
-static const char *kinds[] = {"incremental", "full", "stock", "items"};
+const char *const tui_sync_kinds[TUI_SYNC_KINDS] = {"incremental", "full", "stock", "items"};
 
 static void draw_sync(struct tui *t, int y, int h)
 {
-    (void)h;
     size_t ne;
     const struct entity_desc *ents = entity_all(&ne);
-    int w = 60, bh = 11;
-    int x = (t->cols - w) / 2, by = y + 2;
+    int w = t->cols - 4 < 64 ? t->cols - 4 : 64, bh = 11;
+    int x = (t->cols - w) / 2, by = y + (h - bh) / 2;
     draw_box(by, x, bh, w, "Start a sync", tui_attr(ROLE_DIALOG));
     char buf[128];
     attr_t a = tui_attr(ROLE_DIALOG);
     attr_t sel = tui_attr(ROLE_SELECTED);
-    bool stock = t->sd_kind == 2;
+    const char *kind = tui_sync_kinds[t->sd_kind];
+    bool of_items = strcmp(kind, "stock") == 0 || strcmp(kind, "items") == 0;
+    bool has_dry = of_items;
     snprintf(buf, sizeof buf, "Entity:  < %s >",
-             stock ? "items (stock)" : t->sd_entity == 0 ? "every entity" : ents[t->sd_entity - 1].name);
+             strcmp(kind, "stock") == 0   ? "items (stock levels)"
+             : strcmp(kind, "items") == 0 ? "items (ids asked next)"
+             : t->sd_entity == 0          ? "every entity"
+                                          : ents[t->sd_entity - 1].name);
     tui_put(by + 2, x + 3, buf, w - 6, t->sd_field == 0 ? sel : a, false);
-    snprintf(buf, sizeof buf, "Kind:    < %s >", kinds[t->sd_kind]);
+    snprintf(buf, sizeof buf, "Kind:    < %s >", kind);
     tui_put(by + 4, x + 3, buf, w - 6, t->sd_field == 1 ? sel : a, false);
-    snprintf(buf, sizeof buf, "Dry run: [%s]", t->sd_dry ? "x" : " ");
+    if (has_dry)
+        snprintf(buf, sizeof buf, "Dry run: [%s]", t->sd_dry ? "x" : " ");
+    else
+        snprintf(buf, sizeof buf, "Dry run: n/a (stock and items syncs only)");
     tui_put(by + 6, x + 3, buf, w - 6, t->sd_field == 2 ? sel : a, false);
-    tui_put(by + 8, x + 3, "Up/Down field, Left/Right/Space change, Enter start, Esc cancel",
+    tui_put(by + 8, x + 3, "Up/Down field, Left/Right change, Enter start, Esc cancel",
             w - 6, a, false);
+}
+
+/* Splits text into lines of at most w columns at blanks; returns the count. */
+static int wrap(const char *text, int w, char lines[][512], int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p && n < max) {
+        while (*p == ' ')
+            p++;
+        size_t len = strlen(p);
+        if (tui_width(p) <= w || n == max - 1) {
+            snprintf(lines[n++], 512, "%s", p);
+            break;
+        }
+        /* the longest prefix that fits, cut at the last blank */
+        size_t cut = 0, last_blank = 0;
+        char tmp[512];
+        for (size_t i = 1; i <= len && i < sizeof tmp; i++) {
+            memcpy(tmp, p, i);
+            tmp[i] = 0;
+            if (tui_width(tmp) > w)
+                break;
+            cut = i;
+            if (p[i] == ' ')
+                last_blank = i;
+        }
+        if (last_blank > 0)
+            cut = last_blank;
+        if (cut == 0)
+            cut = 1;
+        snprintf(lines[n++], 512, "%.*s", (int)cut, p);
+        p += cut;
+    }
+    return n;
 }
 
 static void draw_confirm(struct tui *t)
 {
     int w = t->cols - 10 < 90 ? t->cols - 10 : 90;
-    int x = (t->cols - w) / 2, y = t->rows / 2 - 3;
-    draw_box(y, x, 6, w, "Confirm", tui_attr(ROLE_DIALOG));
-    tui_put(y + 2, x + 2, t->confirm_text, w - 4, tui_attr(ROLE_DIALOG) | A_BOLD, false);
-    tui_put(y + 3, x + 2, "y: yes    n, Esc: no", w - 4, tui_attr(ROLE_DIALOG), false);
+    char lines[4][512];
+    int n = wrap(t->confirm_text, w - 4, lines, 4);
+    int bh = n + 5;
+    int x = (t->cols - w) / 2, y = (t->rows - bh) / 2;
+    draw_box(y, x, bh, w, "Confirm", tui_attr(ROLE_DIALOG));
+    for (int i = 0; i < n; i++)
+        tui_put(y + 2 + i, x + 2, lines[i], w - 4, tui_attr(ROLE_DIALOG) | A_BOLD, false);
+    tui_put(y + 2 + n, x + 2, "y: yes    n, Esc: no", w - 4, tui_attr(ROLE_DIALOG), false);
+}
+
+/* Everything modal, drawn after the pane, the hint bar and the message
+ * line, so nothing a pane draws can hide a dialog that takes the keys. */
+static void draw_overlays(struct tui *t, int y, int h)
+{
+    switch (t->mode) {
+    case MODE_HELP:
+        draw_help(t, y, h);
+        break;
+    case MODE_SYNC_DIALOG:
+        draw_sync(t, y, h);
+        break;
+    case MODE_CONFIRM:
+        draw_confirm(t);
+        break;
+    default: /* the prompt lives on the message line; the text view replaces the pane */
+        break;
+    }
 }
 
 void tui_draw(struct tui *t)
@@ -382,12 +453,9 @@ void tui_draw(struct tui *t)
         draw_text(t, y, h);
     else
         p->ops->draw(t, p, y, 0, h, t->cols);
-    if (t->mode == MODE_HELP)
-        draw_help(t, y, h);
-    if (t->mode == MODE_SYNC_DIALOG)
-        draw_sync(t, y, h);
-    if (t->mode == MODE_CONFIRM)
-        draw_confirm(t);
     draw_hints(t);
     draw_message(t);
+    draw_overlays(t, y, h);
+    if (t->mode == MODE_PROMPT) /* the cursor last: every draw moves it */
+        move(prompt_cy, prompt_cx);
 }

@@ -161,3 +161,120 @@ const struct pane_ops pane_runs_ops = {
     .key = key,
     .summary = summary,
 };
+
+/* ------------------------------------------------------------------ */
+/* The run detail (Enter on a run) */
+
+/* "2026-11-22 05:03:18Z (3m ago)" or "-" for a missing time. */
+static void when(struct strbuf *sb, const char *label, const struct tui_rs *rs, const char *col,
+                 long long now)
+{
+    if (tui_rs_isnull(rs, 0, col) || tui_rs_get(rs, 0, col)[0] == 0) {
+        strbuf_printf(sb, "%-18s -\n", label);
+        return;
+    }
+    long long at = tui_rs_ll(rs, 0, col);
+    char t[32], age[32];
+    tui_fmt_time(t, sizeof t, at);
+    tui_fmt_age(age, sizeof age, now >= at ? now - at : at - now);
+    if (now >= at)
+        strbuf_printf(sb, "%-18s %sZ (%s ago)\n", label, t, age);
+    else
+        strbuf_printf(sb, "%-18s %sZ (in %s)\n", label, t, age);
+}
+
+static void count(struct strbuf *sb, const char *label, const struct tui_rs *rs, const char *col)
+{
+    char c[32];
+    tui_fmt_count(c, sizeof c, tui_rs_ll(rs, 0, col));
+    strbuf_printf(sb, "%-18s %s\n", label, c);
+}
+
+char *pane_runs_detail_text(const struct tui_rs *run, const struct tui_rs *events)
+{
+    struct strbuf sb = {0};
+    if (run == NULL || run->nrows == 0) {
+        strbuf_puts(&sb, "this run no longer exists");
+        return strbuf_detach(&sb);
+    }
+    long long now = tui_rs_ll(run, 0, "now");
+    const char *entity = tui_rs_isnull(run, 0, "entity_type") ? "every entity"
+                                                              : tui_rs_get(run, 0, "entity_type");
+    strbuf_printf(&sb, "%s sync of %s, %s\n\n", tui_rs_get(run, 0, "run_type"), entity,
+                  tui_rs_get(run, 0, "status"));
+    strbuf_printf(&sb, "%-18s %s\n", "trigger", tui_rs_get(run, 0, "trigger"));
+    strbuf_printf(&sb, "%-18s %s\n", "requested by",
+                  tui_rs_isnull(run, 0, "requested_by") ? "-" : tui_rs_get(run, 0, "requested_by"));
+    strbuf_printf(&sb, "%-18s %s\n", "owner",
+                  tui_rs_isnull(run, 0, "owner") ? "-" : tui_rs_get(run, 0, "owner"));
+    if (!tui_rs_isnull(run, 0, "resumed_from"))
+        strbuf_printf(&sb, "%-18s run %s\n", "resumed from", tui_rs_get(run, 0, "resumed_from"));
+    if (strcmp(tui_rs_get(run, 0, "cancel_requested"), "t") == 0)
+        strbuf_printf(&sb, "%-18s yes\n", "cancel requested");
+    when(&sb, "requested", run, "created", now);
+    when(&sb, "started", run, "started", now);
+    when(&sb, "finished", run, "finished", now);
+    when(&sb, "heartbeat", run, "heartbeat", now);
+
+    char buf[64];
+    bool started = !tui_rs_isnull(run, 0, "started");
+    long long secs = 0;
+    if (started) {
+        long long st = tui_rs_ll(run, 0, "started");
+        long long end = tui_rs_isnull(run, 0, "finished") ? now : tui_rs_ll(run, 0, "finished");
+        secs = end > st ? end - st : 0;
+        tui_fmt_duration_words(buf, sizeof buf, secs);
+        strbuf_printf(&sb, "%-18s %s%s\n", "duration", buf,
+                      tui_rs_isnull(run, 0, "finished") ? " so far" : "");
+    } else {
+        strbuf_printf(&sb, "%-18s not started\n", "duration");
+    }
+    long long done = tui_rs_ll(run, 0, "succeeded") + tui_rs_ll(run, 0, "failed") +
+                     tui_rs_ll(run, 0, "unchanged");
+    if (started && secs > 0) {
+        double rate = (double)done / (double)secs;
+        strbuf_printf(&sb, "%-18s %.1f items/s (%.0f/min)\n", "rate", rate, rate * 60.0);
+    } else {
+        strbuf_printf(&sb, "%-18s -\n", "rate");
+    }
+    long long exp = tui_rs_ll(run, 0, "expected_total");
+    char d[32], e[32];
+    tui_fmt_count(d, sizeof d, done);
+    if (exp > 0) {
+        tui_fmt_count(e, sizeof e, exp);
+        strbuf_printf(&sb, "%-18s %s of %s (%lld%%)\n", "progress", d, e,
+                      done * 100 / exp > 100 ? 100 : done * 100 / exp);
+    } else {
+        strbuf_printf(&sb, "%-18s %s\n", "progress", d);
+    }
+    strbuf_puts(&sb, "\nstatistics:\n");
+    count(&sb, "  read", run, "total");
+    count(&sb, "  changed", run, "succeeded");
+    count(&sb, "  unchanged", run, "unchanged");
+    count(&sb, "  failed", run, "failed");
+    count(&sb, "  API calls", run, "api_calls");
+    if (strcmp(tui_rs_get(run, 0, "run_type"), "reconcile") == 0) {
+        count(&sb, "  missing", run, "missing");
+        count(&sb, "  extra", run, "extra");
+        count(&sb, "  stale", run, "stale");
+    }
+    if (!tui_rs_isnull(run, 0, "error"))
+        strbuf_printf(&sb, "\nerror:\n%s\n", tui_rs_get(run, 0, "error"));
+    strbuf_printf(&sb, "\nconfig:\n%s\n",
+                  tui_rs_isnull(run, 0, "config") ? "{}" : tui_rs_get(run, 0, "config"));
+    if (!tui_rs_isnull(run, 0, "stats") && strcmp(tui_rs_get(run, 0, "stats"), "{}") != 0)
+        strbuf_printf(&sb, "\nrun statistics (stats):\n%s\n", tui_rs_get(run, 0, "stats"));
+    if (events) {
+        strbuf_puts(&sb, "\nevents (newest first, at most 100):\n");
+        for (int i = 0; i < events->nrows; i++) {
+            char t[32];
+            tui_fmt_time(t, sizeof t, tui_rs_ll(events, i, "at"));
+            strbuf_printf(&sb, "  %-8s %sZ  %-24s %s %s  %s\n", tui_rs_get(events, i, "id"), t,
+                          tui_rs_get(events, i, "type"), tui_rs_get(events, i, "entity_type"),
+                          tui_rs_get(events, i, "entity_id"), tui_rs_get(events, i, "data"));
+        }
+        if (events->nrows == 0)
+            strbuf_puts(&sb, "  none\n");
+    }
+    return strbuf_detach(&sb);
+}

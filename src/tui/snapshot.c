@@ -133,6 +133,7 @@ void tui_op_req_free(struct tui_op_req *r)
     free(r->entity);
     free(r->run_type);
     free(r->payload);
+    free(r->config);
     free(r);
 }
 
@@ -214,7 +215,7 @@ struct tui_snapshot *tui_snapshot_load(const char *path, char **err)
                     for (int c = 0; c < nc && c < n; c++)
                         if (strcmp(rf[c], "\\N") != 0) {
                             char *raw = unescape(rf[c]);
-                            rs->cell[(long)r * nc + c] = sanitize_str(raw, 0);
+                            rs->cell[(long)r * nc + c] = sanitize_str(raw, tui_sanitize_flags());
                             free(raw);
                         }
                     free(rows[r]);
@@ -257,7 +258,7 @@ struct tui_snapshot *tui_snapshot_load(const char *path, char **err)
                 }
             } else {
                 char *raw = unescape(line);
-                char *clean = sanitize_str(raw, SANITIZE_MULTILINE);
+                char *clean = sanitize_str(raw, SANITIZE_MULTILINE | tui_sanitize_flags());
                 char *joined = xasprintf("%s%s%s", s->detail_text ? s->detail_text : "",
                                          s->detail_text ? "\n" : "", clean);
                 free(s->detail_text);

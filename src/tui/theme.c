@@ -19,11 +19,6 @@
 
 #include "tui_internal.h"
 
-struct role_style {
-    short fg, bg; /* -1: terminal default */
-    attr_t attrs;
-};
-
 static const char *role_names[ROLE_N] = {
     "normal", "title",   "panebar", "pane_active", "header",   "selected", "marked",
     "dim",    "ok",      "info",    "warn",        "error",    "critical", "hint",
@@ -56,6 +51,9 @@ static const struct role_style builtin[ROLE_N] = {
     [ROLE_DIALOG] = {COLOR_WHITE, COLOR_BLUE, 0},
 };
 
+static int parse_file(const char *path, struct role_style *st, char **err);
+static char *find_theme(const char *name);
+
 static bool colours_wanted(void)
 {
     const char *nc = getenv("NO_COLOR");
@@ -83,6 +81,36 @@ static short fold8(short c)
     return (short)((r > 127 ? 1 : 0) | (g > 127 ? 2 : 0) | (b > 127 ? 4 : 0));
 }
 
+void tui_theme_resolve(const struct role_style *st, bool colour, int ncolours,
+                       struct tui_style out[ROLE_N])
+{
+    for (int r = 0; r < ROLE_N; r++) {
+        struct tui_style *o = &out[r];
+        o->attrs = st[r].attrs;
+        o->fg = o->bg = -1;
+        o->pair = colour;
+        if (colour) {
+            short fg = st[r].fg, bg = st[r].bg;
+            if (ncolours < 256) {
+                fg = fg < 0 ? fg : fold8(fg);
+                bg = bg < 0 ? bg : fold8(bg);
+                /* greys on near-black fold to black on black: keep the text
+                 * readable, the attribute (dim, bold) still says the role */
+                if (fg >= 0 && fg == bg)
+                    fg = bg == COLOR_BLACK || bg == COLOR_BLUE || bg == COLOR_RED ? COLOR_WHITE
+                                                                                   : COLOR_BLACK;
+            }
+            o->fg = fg;
+            o->bg = bg;
+        } else if (st[r].bg >= 0 && r != ROLE_NORMAL && st[r].bg != st[ROLE_NORMAL].bg) {
+            o->attrs |= A_REVERSE; /* a background of its own: reverse video stands in */
+        }
+    }
+    /* A selection must show without colours too. */
+    if (!colour)
+        out[ROLE_SELECTED].attrs |= A_REVERSE;
+}
+
 static void apply(const struct role_style *st)
 {
     bool colour = colours_wanted();
@@ -90,24 +118,41 @@ static void apply(const struct role_style *st)
         start_color();
         use_default_colors();
     }
+    struct tui_style res[ROLE_N];
+    tui_theme_resolve(st, colour && COLOR_PAIRS > ROLE_N, COLORS, res);
     for (int r = 0; r < ROLE_N; r++) {
-        attr_t a = st[r].attrs;
-        if (colour && (COLOR_PAIRS > r + 1)) {
-            short fg = st[r].fg, bg = st[r].bg;
-            if (COLORS < 256) {
-                fg = fg < 0 ? fg : fold8(fg);
-                bg = bg < 0 ? bg : fold8(bg);
-            }
-            init_pair((short)(r + 1), fg, bg);
+        attr_t a = res[r].attrs;
+        if (res[r].pair) {
+            init_pair((short)(r + 1), res[r].fg, res[r].bg);
             a |= COLOR_PAIR(r + 1);
-        } else if (st[r].bg >= 0 && r != ROLE_NORMAL) {
-            a |= A_REVERSE;
         }
         role_attr[r] = a;
     }
-    /* A selection must show without colours too. */
-    if (!colour)
-        role_attr[ROLE_SELECTED] |= A_REVERSE;
+    /* ROLE_NORMAL's pair is the background of everything drawn */
+    bkgdset(res[ROLE_NORMAL].pair ? COLOR_PAIR(ROLE_NORMAL + 1) : 0);
+}
+
+int tui_theme_load(const char *name, struct role_style st[ROLE_N], char **err)
+{
+    if (str_empty(name))
+        name = "default";
+    for (const char *c = name; *c; c++)
+        if (!(*c == '-' || *c == '_' || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9'))) {
+            *err = xasprintf("theme name \"%s\": use letters, digits, - and _", name);
+            return -1;
+        }
+    char *path = find_theme(name);
+    if (path == NULL) {
+        if (strcmp(name, "default") == 0) {
+            memcpy(st, builtin, sizeof builtin);
+            return 0;
+        }
+        *err = xasprintf("theme \"%s\" not found (themes/%s.yaml)", name, name);
+        return -1;
+    }
+    int rc = parse_file(path, st, err);
+    free(path);
+    return rc;
 }
 
 attr_t tui_attr(enum tui_role r)
@@ -294,28 +339,10 @@ static char *find_theme(const char *name)
 
 int tui_theme_apply(const char *name, char **err)
 {
-    if (str_empty(name))
-        name = "default";
-    for (const char *c = name; *c; c++)
-        if (!(*c == '-' || *c == '_' || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9'))) {
-            *err = xasprintf("theme name \"%s\": use letters, digits, - and _", name);
-            return -1;
-        }
-    char *path = find_theme(name);
-    if (path == NULL) {
-        if (strcmp(name, "default") == 0) {
-            tui_theme_builtin();
-            return 0;
-        }
-        *err = xasprintf("theme \"%s\" not found (themes/%s.yaml)", name, name);
-        return -1;
-    }
     struct role_style st[ROLE_N];
-    int rc = parse_file(path, st, err);
-    free(path);
-    if (rc != 0)
+    if (tui_theme_load(name, st, err) != 0)
         return -1;
     apply(st);
-    snprintf(current_name, sizeof current_name, "%s", name);
+    snprintf(current_name, sizeof current_name, "%s", str_empty(name) ? "default" : name);
     return 0;
 }

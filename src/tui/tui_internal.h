@@ -163,6 +163,7 @@ struct tui_op_req {
     bool dry_run;
     int hours;               /* group window */
     char *payload;           /* edited payload */
+    char *config;            /* sync: the run config JSON (sync.h), or NULL: {} */
     struct tui_op_req *next;
 };
 void tui_op_req_free(struct tui_op_req *r);
@@ -302,6 +303,25 @@ enum tui_role {
     ROLE_N,
 };
 
+/* A role as a theme file gives it. */
+struct role_style {
+    short fg, bg; /* 0-255, -1: terminal default */
+    attr_t attrs;
+};
+/* A role as the terminal will show it. */
+struct tui_style {
+    bool pair;     /* use a colour pair (fg, bg); false: attributes only */
+    short fg, bg;  /* within the terminal's colours, -1: default */
+    attr_t attrs;
+};
+/* Reads theme name (NAME.yaml in the theme directories; "default" falls
+ * back to the built-in one) into st.  0, or -1 with *err (caller frees). */
+int tui_theme_load(const char *name, struct role_style st[ROLE_N], char **err) TDS_MUST_CHECK;
+/* Resolves st for a terminal: colour false (NO_COLOR, no colours) gives no
+ * pair at all, backgrounds shown as reverse video; fewer than 256 colours
+ * fold to the basic eight, never with fg equal to bg.  Pure; can't fail. */
+void tui_theme_resolve(const struct role_style *st, bool colour, int ncolours,
+                       struct tui_style out[ROLE_N]);
 /* Loads theme name (a file NAME.yaml in the theme directories) and applies
  * it to curses colour pairs, honouring NO_COLOR and the terminal's colours.
  * Returns 0, or -1 with *err (the previous theme stays). */
@@ -319,7 +339,12 @@ struct tui_glyphs {
     const char *corner[4]; /* top-left, top-right, bottom-left, bottom-right */
 };
 extern struct tui_glyphs tui_g;
+/* Unicode glyphs when utf8, else plain ASCII (+ - | # . * ...).  Can't fail. */
 void tui_glyphs_init(bool utf8);
+/* The sanitize.h flags for text from outside in this locale: 0 for UTF-8,
+ * SANITIZE_ASCII otherwise (each non-ASCII character becomes '?').  Reads
+ * the locale only, so the data thread may call it too.  Can't fail. */
+unsigned tui_sanitize_flags(void);
 
 /* Display width of a UTF-8 string (sanitized text). */
 int tui_width(const char *s);
@@ -415,6 +440,16 @@ struct pane_ops {
     void (*summary)(struct tui *t, struct pane *p, char *buf, size_t n);
 };
 
+/*
+ * The text of a run's detail view from its row (columns of data.c's run
+ * detail query: epoch times created/started/finished/heartbeat and now,
+ * counts, config and stats as indented JSON) and its events (id, at, type,
+ * entity_type, entity_id, data; may be NULL).  Cells are sanitized already.
+ * Times read "2026-11-22 05:03:18Z (3m ago)", the duration in words, the
+ * rate in items per second.  Returns a new string (caller frees); can't fail.
+ */
+char *pane_runs_detail_text(const struct tui_rs *run, const struct tui_rs *events);
+
 extern const struct pane_ops pane_dashboard_ops;
 extern const struct pane_ops pane_runs_ops;
 extern const struct pane_ops pane_queue_ops;
@@ -438,6 +473,7 @@ enum tui_prompt_kind {
     PROMPT_FILTER = 0,
     PROMPT_COMMAND,
     PROMPT_REASON,
+    PROMPT_ITEMS,  /* item ids of an items sync */
     PROMPT_N,
 };
 
@@ -504,6 +540,17 @@ struct tui_op_req *tui_targets(struct tui *t, struct pane *p, struct tui_table *
                                enum tui_op op, const char *noun, char *what, size_t n);
 /* Refuses an action in read-only mode, with a message; true if refused. */
 bool tui_refuse_read_only(struct tui *t, enum tui_action a);
+/* The kinds of the sync dialog, in its order. */
+#define TUI_SYNC_KINDS 4
+extern const char *const tui_sync_kinds[TUI_SYNC_KINDS];
+/*
+ * Parses the item ids of an items sync: Zoho ids (digits) separated by
+ * commas and/or blanks, duplicates dropped.  Returns 0 with *ids (n
+ * strings, caller frees each and the array), or -1 with a message for the
+ * operator in why (nothing allocated) when a word is not digits or none is
+ * given.
+ */
+int tui_parse_item_ids(const char *text, char ***ids, size_t *n, char *why, size_t whyn);
 /* Opens the sync dialog / runs a ':' command line. */
 void tui_sync_dialog(struct tui *t, const char *entity);
 void tui_command(struct tui *t, const char *line);

@@ -70,11 +70,18 @@ def check(cond, what):
         failures.append(what)
 
 
-def start(extra, cfg):
-    cmd = (f"env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color "
+def start(extra, cfg, env="LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color"):
+    cmd = (f"env {env} "
            f"TDS_THEME_DIR={os.environ.get('TDS_SOURCE_ROOT', '.')}/themes "
            f"{TDS} --attach --config {cfg} {extra}; echo EXITED $?; sleep 30")
-    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+    for attempt in range(20):  # the server of the last session may still be exiting
+        r = subprocess.run(["tmux", "-L", SOCK, "new-session", "-d", "-s", "t", "-x", "120",
+                            "-y", "40", cmd], capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"tmux new-session failed: {r.stderr}")
     wait_for("Dashboard")
     wait_for("Health")
 
@@ -182,6 +189,79 @@ try:
     keys("q")
     s = wait_for("EXITED 0")
     check("Dashboard" not in s, "quit restores the terminal (the console screen is gone)")
+    stop()
+
+    # --- sync requests from the dashboard ---------------------------------
+    start("", cfg)
+    keys(":")
+    keys("-l", "sync stock dry")
+    keys("Enter")
+    s = wait_for("Confirm")
+    check("Start a stock sync of items (active only, dry run)?" in s,
+          "the stock confirmation is drawn over the dashboard and names items")
+    keys("y")
+    wait_for("requested stock sync of items")
+    row = psql("SELECT entity_type || ' ' || (config->>'dry_run') FROM tds.sync_runs"
+               " WHERE run_type = 'stock' AND trigger = 'manual' ORDER BY id DESC LIMIT 1", DB)
+    check(row == "items true", f"stock sync requested for items with dry_run (got {row!r})")
+    # the s dialog, kind "items": ids asked, non-digits refused
+    keys("s")
+    wait_for("Start a sync")
+    keys("Down", "Right", "Right", "Right", "Down", "Space", "Enter")
+    wait_for("Item ids (comma-separated)")
+    keys("-l", "123,4x5")
+    keys("Enter")
+    s = wait_for("is not digits")
+    check("(comma-separated): 123,4x5" in s, "the ids prompt stays open after a refusal")
+    keys("C-u")
+    keys("-l", "123, 456")
+    keys("Enter")
+    s = wait_for("Confirm")
+    check("Start an items sync of 2 items (123, 456) (dry run)?" in s, "items confirmation")
+    keys("y")
+    wait_for("requested items sync of items")
+    row = psql("SELECT entity_type || ' ' || (config->'items')::text || ' ' ||"
+               " (config->>'dry_run') FROM tds.sync_runs WHERE run_type = 'items'"
+               " ORDER BY id DESC LIMIT 1", DB)
+    check(row == 'items ["123", "456"] true', f"items run config (got {row!r})")
+    keys("2")
+    s = wait_for("items ")
+    keys("Enter")
+    s = wait_for("requested   ")
+    check("config:" in s and '"items": [' in s, "run detail shows the config as indented JSON")
+    check("+00" not in s and "Z (" in s and " ago)" in s, "run detail times read ...Z (age ago)")
+    keys("q")
+    keys("q")
+    wait_for("EXITED 0")
+    stop()
+
+    # --- NO_COLOR: attributes only, no colour escape -----------------------
+    start("", cfg, env="LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color NO_COLOR=1")
+    esc = tmux("capture-pane", "-p", "-e", "-t", "t")
+    import re
+    colours = [m for m in re.findall(r"\x1b\[([0-9;]*)m", esc)
+               if any(p in ("38", "48") or (p.isdigit() and (30 <= int(p) <= 37 or 40 <= int(p) <= 47
+                                                            or 90 <= int(p) <= 107))
+                      for p in m.split(";"))]
+    check(not colours, f"NO_COLOR: no colour escapes (got {colours[:5]})")
+    keys("q")
+    wait_for("EXITED 0")
+    stop()
+
+    # --- 8 colours (TERM=xterm) and LANG=C: ASCII, every pane ---------------
+    start("", cfg, env="LANG=C LC_ALL=C TERM=xterm")
+    for k, text in (("2", "TYPE"), ("3", "ZOHO ID"), ("4", "REASON"), ("5", "SEVERITY"),
+                    ("6", "TYPE"), ("1", "Health")):
+        keys(k)
+        wait_for(text)
+    raw = tmux("capture-pane", "-p", "-t", "t")
+    check(all(ord(c) < 128 for c in raw), "LANG=C: the screen is plain ASCII")
+    keys("?")
+    s = wait_for("Help: keys")
+    check("+-" in s and "|" in s, "LANG=C: boxes drawn with + - |")
+    keys("q")
+    keys("q")
+    wait_for("EXITED 0")
     stop()
 
     # --- read-only ------------------------------------------------------
