@@ -1,0 +1,253 @@
+/*
+ * metrics_http.c: GET /metrics in the Prometheus text format 0.0.4.
+ *
+ * Fleet state comes from the database with a few cheap queries (queue
+ * depth, dead letters, alerts, items synced from tds.sync_runs and run-less
+ * queue items, API calls from tds.api_usage, the token's expiry, the rate
+ * budget); tables of later migrations are optional (a failed query leaves
+ * its family without samples).  Process figures come from the in-process
+ * registry (metrics.h): webhooks, retries and the three latency histograms;
+ * tds_engine_workers_busy from the engine in this process, or the fleet's
+ * sum in tds.engines when there is none.  tds_database_up says whether the
+ * database answered.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "tds/db.h"
+#include "tds/engine.h"
+#include "tds/metrics.h"
+#include "tds/zoho.h"
+
+/* Weak: an engine or client object passed in ctx means its module is linked;
+ * without them the listener links alone (tests, tools). */
+#pragma weak engine_status
+#pragma weak zoho_client_stats
+
+static void label_value(struct strbuf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            strbuf_puts(b, "\\\\");
+        else if (*v == '"')
+            strbuf_puts(b, "\\\"");
+        else if (*v == '\n')
+            strbuf_puts(b, "\\n");
+        else
+            strbuf_putc(b, *v);
+    }
+}
+
+static void family(struct strbuf *b, const char *name, const char *type, const char *help)
+{
+    strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{l1="v1",l2="v2"} value; labels may be NULL. */
+static void sample(struct strbuf *b, const char *name, const char *l1, const char *v1,
+                   const char *l2, const char *v2, double value)
+{
+    strbuf_puts(b, name);
+    if (l1) {
+        strbuf_printf(b, "{%s=\"", l1);
+        label_value(b, v1 ? v1 : "");
+        strbuf_putc(b, '"');
+        if (l2) {
+            strbuf_printf(b, ",%s=\"", l2);
+            label_value(b, v2 ? v2 : "");
+            strbuf_putc(b, '"');
+        }
+        strbuf_putc(b, '}');
+    }
+    if (isnan(value))
+        strbuf_puts(b, " NaN\n");
+    else if (value == floor(value) && fabs(value) < 1e15)
+        strbuf_printf(b, " %.0f\n", value);
+    else
+        strbuf_printf(b, " %.9g\n", value);
+}
+
+static PGresult *query(PGconn *c, const char *sql)
+{
+    if (c == NULL)
+        return NULL;
+    return db_exec(c, sql, 0, NULL, NULL);
+}
+
+static double num(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+static void histogram(struct strbuf *b, enum metric_hist h)
+{
+    struct metrics_hist_snapshot s;
+    metrics_hist_get(h, &s);
+    const char *name = metrics_hist_name(h);
+    family(b, name, "histogram", metrics_hist_help(h));
+    uint64_t cum = 0;
+    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+        cum += s.bucket[i];
+        char le[32];
+        snprintf(le, sizeof le, "%g", metrics_buckets[i]);
+        strbuf_printf(b, "%s_bucket{le=\"%s\"} %llu\n", name, le, (unsigned long long)cum);
+    }
+    strbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)s.count);
+    strbuf_printf(b, "%s_sum %.9g\n", name, s.sum);
+    strbuf_printf(b, "%s_count %llu\n", name, (unsigned long long)s.count);
+}
+
+static const char core_sql[] =
+    "SELECT (SELECT count(*) FROM tds.sync_queue WHERE status = 'pending'),"
+    " (SELECT count(*) FROM tds.sync_queue WHERE status = 'retry'),"
+    " (SELECT count(*) FROM tds.sync_queue WHERE status = 'processing'),"
+    " (SELECT count(*) FROM tds.dead_letter WHERE NOT resolved),"
+    " (SELECT count(*) FROM tds.dead_letter),"
+    " (SELECT coalesce(sum(occurrences), 0) FROM tds.alerts),"
+    " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'info'),"
+    " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'warning'),"
+    " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'error'),"
+    " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'critical'),"
+    " (SELECT coalesce(sum(busy), 0) FROM tds.engines WHERE state <> 'stopped')";
+
+static const char items_sql[] =
+    "SELECT entity, result, sum(n)::bigint FROM ("
+    " SELECT coalesce(entity_type, 'all') AS entity, 'ok' AS result,"
+    "  coalesce(sum(succeeded), 0) AS n FROM tds.sync_runs GROUP BY 1"
+    " UNION ALL SELECT coalesce(entity_type, 'all'), 'failed', coalesce(sum(failed), 0)"
+    "  FROM tds.sync_runs GROUP BY 1"
+    " UNION ALL SELECT coalesce(entity_type, 'all'), 'unchanged', coalesce(sum(unchanged), 0)"
+    "  FROM tds.sync_runs GROUP BY 1"
+    " UNION ALL SELECT entity_type, CASE status WHEN 'completed' THEN 'ok' ELSE 'failed' END,"
+    "  count(*) FROM tds.sync_queue WHERE run_id IS NULL AND status IN ('completed', 'dead')"
+    "  GROUP BY 1, 2) AS s GROUP BY 1, 2 ORDER BY 1, 2";
+
+char *http_metrics(struct http_server *s)
+{
+    PGconn *c = http_pool_get(s);
+    struct strbuf b = {0};
+    PGresult *core = query(c, core_sql);
+    bool up = core != NULL;
+
+    family(&b, "tds_database_up", "gauge", "Whether the database answered this scrape.");
+    sample(&b, "tds_database_up", NULL, NULL, NULL, NULL, up ? 1 : 0);
+
+    /* Counters. */
+    family(&b, "tds_items_synced_total", "counter",
+           "Records synced, by entity and result (fleet-wide, from runs and webhook items).");
+    PGresult *r = up ? query(c, items_sql) : NULL;
+    for (int i = 0; r && i < PQntuples(r); i++)
+        sample(&b, "tds_items_synced_total", "entity", PQgetvalue(r, i, 0), "result",
+               PQgetvalue(r, i, 1), num(r, i, 2));
+    PQclear(r);
+
+    family(&b, "tds_api_calls_total", "counter",
+           "Zoho API calls by endpoint and HTTP status (fleet-wide, tds.api_usage).");
+    r = up ? query(c, "SELECT endpoint, status, sum(calls)::bigint FROM tds.api_usage"
+                      " GROUP BY 1, 2 ORDER BY 1, 2")
+           : NULL;
+    for (int i = 0; r && i < PQntuples(r); i++)
+        sample(&b, "tds_api_calls_total", "endpoint", PQgetvalue(r, i, 0), "status",
+               PQgetvalue(r, i, 1), num(r, i, 2));
+    PQclear(r);
+
+    family(&b, "tds_webhooks_total", "counter", "Webhook requests answered by this process.");
+    static const struct {
+        const char *result;
+        enum metric_counter c;
+    } wh[] = {
+        {"accepted", METRIC_WEBHOOK_ACCEPTED},       {"duplicate", METRIC_WEBHOOK_DUPLICATE},
+        {"unauthorized", METRIC_WEBHOOK_UNAUTHORIZED}, {"invalid", METRIC_WEBHOOK_INVALID},
+        {"unavailable", METRIC_WEBHOOK_UNAVAILABLE},
+    };
+    for (size_t i = 0; i < TDS_ARRAY_LEN(wh); i++)
+        sample(&b, "tds_webhooks_total", "result", wh[i].result, NULL, NULL,
+               (double)metrics_counter_get(wh[i].c));
+
+    family(&b, "tds_retries_total", "counter", "Retries scheduled by this process.");
+    sample(&b, "tds_retries_total", NULL, NULL, NULL, NULL,
+           (double)metrics_counter_get(METRIC_RETRIES));
+    family(&b, "tds_dlq_moves_total", "counter",
+           "Items moved to the dead-letter queue (fleet-wide, rows of tds.dead_letter).");
+    if (up)
+        sample(&b, "tds_dlq_moves_total", NULL, NULL, NULL, NULL, num(core, 0, 4));
+    family(&b, "tds_alerts_raised_total", "counter",
+           "Alert occurrences raised (fleet-wide, tds.alerts).");
+    if (up)
+        sample(&b, "tds_alerts_raised_total", NULL, NULL, NULL, NULL, num(core, 0, 5));
+
+    /* Gauges. */
+    family(&b, "tds_queue_depth", "gauge", "Queue items waiting or in progress, by status.");
+    if (up) {
+        sample(&b, "tds_queue_depth", "status", "pending", NULL, NULL, num(core, 0, 0));
+        sample(&b, "tds_queue_depth", "status", "retry", NULL, NULL, num(core, 0, 1));
+        sample(&b, "tds_queue_depth", "status", "processing", NULL, NULL, num(core, 0, 2));
+    }
+    family(&b, "tds_dlq_size", "gauge", "Open dead-letter rows.");
+    if (up)
+        sample(&b, "tds_dlq_size", NULL, NULL, NULL, NULL, num(core, 0, 3));
+    family(&b, "tds_alerts_active", "gauge", "Open alerts by severity.");
+    static const char *const sev[] = {"info", "warning", "error", "critical"};
+    for (int i = 0; up && i < 4; i++)
+        sample(&b, "tds_alerts_active", "severity", sev[i], NULL, NULL, num(core, 0, 6 + i));
+
+    family(&b, "tds_access_token_expiry_seconds", "gauge",
+           "Seconds until the fleet's Zoho access token expires (negative: expired).");
+    r = up ? query(c, "SELECT extract(epoch FROM max(expires_at) - now())::float8"
+                      " FROM tds.zoho_token")
+           : NULL;
+    if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        sample(&b, "tds_access_token_expiry_seconds", NULL, NULL, NULL, NULL,
+               round(num(r, 0, 0)));
+    PQclear(r);
+
+    family(&b, "tds_rate_budget_remaining", "gauge",
+           "Zoho API calls left in the current minute and day.");
+    r = up ? query(c, "SELECT coalesce(sum(calls), 0)::bigint FROM tds.api_usage"
+                      " WHERE minute = date_trunc('minute', now())")
+           : NULL;
+    if (r && PQntuples(r) == 1) {
+        double left = s->cfg->zoho.rate_limit.per_minute - num(r, 0, 0);
+        sample(&b, "tds_rate_budget_remaining", "window", "minute", NULL, NULL,
+               left < 0 ? 0 : left);
+    }
+    PQclear(r);
+    double day_left = -1;
+    if (s->ctx.zoho && zoho_client_stats) {
+        struct zoho_client_stats st;
+        zoho_client_stats(s->ctx.zoho, &st);
+        day_left = (double)st.day_remaining;
+    }
+    if (day_left < 0 && up) {
+        r = query(c, "SELECT coalesce(sum(used), 0)::bigint FROM tds.rate_windows"
+                     " WHERE kind = 'day' AND window_start > now() - interval '1 day'");
+        if (r && PQntuples(r) == 1) {
+            day_left = config_rate_per_day(s->cfg) - num(r, 0, 0);
+            if (day_left < 0)
+                day_left = 0;
+        }
+        PQclear(r);
+    }
+    if (day_left >= 0)
+        sample(&b, "tds_rate_budget_remaining", "window", "day", NULL, NULL, day_left);
+
+    family(&b, "tds_engine_workers_busy", "gauge",
+           "Workers of this engine in a batch now (the fleet's sum without an engine here).");
+    if (s->ctx.engine && engine_status) {
+        struct engine_status st;
+        engine_status(s->ctx.engine, &st);
+        sample(&b, "tds_engine_workers_busy", NULL, NULL, NULL, NULL, st.busy);
+    } else if (up) {
+        sample(&b, "tds_engine_workers_busy", NULL, NULL, NULL, NULL, num(core, 0, 10));
+    }
+
+    /* Histograms. */
+    for (int h = 0; h < METRIC_HIST__COUNT; h++)
+        histogram(&b, (enum metric_hist)h);
+
+    PQclear(core);
+    http_pool_put(s, c);
+    return strbuf_detach(&b);
+}
