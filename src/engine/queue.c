@@ -6,6 +6,7 @@
  * console is queue_fail_item here.
  */
 #include "tds/entity.h"
+#include "tds/metrics.h"
 #include "tds/queue.h"
 
 #include <stdio.h>
@@ -219,6 +220,7 @@ int queue_fail_item(PGconn *c, const struct queue_item *it, const char *holder, 
         return 0;
     }
     const char *p[] = {ids, error, delay, holder};
+    metrics_count(METRIC_RETRIES, 1);
     return db_cmd(c,
                   "WITH q AS (UPDATE tds.sync_queue SET status = 'retry', attempts = attempts + 1,"
                   "   next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0),"

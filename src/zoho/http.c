@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tds/metrics.h"
 #include "zoho_internal.h"
 
 void zoho_http_resp_init(struct zoho_http_resp *r, size_t max_body)
@@ -136,7 +137,9 @@ int zoho_http_perform(CURL *h, const char *url, const char *auth, const char *po
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
     }
     r->curl_err[0] = '\0';
+    long long t0 = time_mono_ms();
     CURLcode cc = curl_easy_perform(h);
+    metrics_observe(METRIC_API_CALL, (double)(time_mono_ms() - t0) / 1000.0);
     r->curl_code = (int)cc;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     /* The header list and the post body must not outlive this call. */
