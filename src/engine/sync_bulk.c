@@ -1,0 +1,1383 @@
+/*
+ * sync_bulk.c: the bulk pipeline every listing job drives (stock, full,
+ * incremental, specific items, reconcile).
+ *
+ * Two threads.  The fetch thread pulls pages from Zoho (the pager, or
+ * /itemdetails for a list of ids), maps each record with the entity
+ * descriptor and renders it as COPY text; it hands finished pages to the
+ * writer through a small bounded queue, so the next page is on the wire
+ * while the last one is written.  The writer (the job's own thread) gathers
+ * pages into batches and, per batch, in ONE transaction: COPYs the rows into
+ * a TEMP staging table, merges them with one statement that touches only
+ * rows whose typed values changed and never lets an older
+ * last_modified_time overwrite a newer one, writes the tds.entity.* events
+ * of the rows it changed, moves unusable records to the DLQ and advances
+ * the entity's cursor.  So a crash loses nothing and announces nothing
+ * twice: the next run finds the committed rows unchanged.
+ *
+ * List pages carry no per-location stock, so for items whose row changed
+ * (or all of them on a full-details pass) the writer asks /itemdetails,
+ * 100 ids at a time, and merges zoho.item_locations the same way.
+ *
+ * Statement text is built from the static descriptor table (identifiers
+ * only); data reaches the server only as parameters or COPY data.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sync_internal.h"
+#include "tds/db.h"
+#include "tds/log.h"
+#include "tds/queue.h"
+
+/* ---- per-descriptor SQL ---- */
+
+enum { BSQL_STAGE, BSQL_MERGE, BSQL_DRY, BSQL_COPY, BSQL__COUNT };
+
+static pthread_mutex_t bsql_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *(*bsql_cache)[BSQL__COUNT];
+static size_t bsql_n;
+
+static const char *sql_type(enum entity_coltype t)
+{
+    switch (t) {
+    case COL_NUMERIC:
+        return "numeric";
+    case COL_BOOL:
+        return "boolean";
+    case COL_TIMESTAMPTZ:
+        return "timestamptz";
+    case COL_DATE:
+        return "date";
+    case COL_TEXT:
+    default:
+        return "text";
+    }
+}
+
+static bool desc_has(const struct entity_desc *d, const char *col)
+{
+    for (size_t i = 0; i < entity_ncolumns(d); i++)
+        if (str_eq(d->columns[i].column, col))
+            return true;
+    return false;
+}
+
+static bool is_items(const struct entity_desc *d)
+{
+    return str_eq(d->name, "items");
+}
+
+static char *build_stage(const struct entity_desc *d)
+{
+    struct strbuf sb = {0};
+    strbuf_printf(&sb, "CREATE TEMP TABLE IF NOT EXISTS tds_stage_%s (zid text", d->name);
+    for (size_t i = 0; i < entity_ncolumns(d); i++)
+        strbuf_printf(&sb, ", %s %s", d->columns[i].column, sql_type(d->columns[i].type));
+    strbuf_puts(&sb, ", raw text) ON COMMIT DELETE ROWS");
+    return strbuf_detach(&sb);
+}
+
+static char *build_copy(const struct entity_desc *d)
+{
+    struct strbuf sb = {0};
+    strbuf_printf(&sb, "COPY pg_temp.tds_stage_%s (zid", d->name);
+    for (size_t i = 0; i < entity_ncolumns(d); i++)
+        strbuf_printf(&sb, ", %s", d->columns[i].column);
+    strbuf_puts(&sb, ", raw) FROM STDIN");
+    return strbuf_detach(&sb);
+}
+
+/* "(p.c1, p.c2, ...)" */
+static void put_row(struct strbuf *sb, const struct entity_desc *d, const char *prefix)
+{
+    strbuf_putc(sb, '(');
+    for (size_t i = 0; i < entity_ncolumns(d); i++)
+        strbuf_printf(sb, "%s%s.%s", i ? ", " : "", prefix, d->columns[i].column);
+    strbuf_putc(sb, ')');
+}
+
+/*
+ * The CTEs s (the stage, one row per id: the newest) and w (the rows that
+ * would change: absent here, marked deleted, or with a typed value that
+ * differs, and not older than the stored copy; for items with
+ * with_stock_only ($3), not without stock both there and here), with the
+ * stored values the events need.  Unchanged rows stop here: they are
+ * neither locked nor written, and their raw JSON is never parsed.
+ */
+static void put_common(struct strbuf *sb, const struct entity_desc *d)
+{
+    bool lmt = desc_has(d, "last_modified_time");
+    bool items = is_items(d);
+    strbuf_printf(sb, "WITH s AS (SELECT DISTINCT ON (zid) * FROM pg_temp.tds_stage_%s ORDER BY zid%s),",
+                  d->name, lmt ? ", last_modified_time DESC NULLS LAST" : "");
+    strbuf_printf(sb, " w AS (SELECT s.*, t.%s IS NULL OR t.deleted_at IS NOT NULL AS is_new, %s AS olmt",
+                  d->id_field, lmt ? "t.last_modified_time" : "NULL::timestamptz");
+    if (items)
+        strbuf_puts(sb, ", t.item_id IS NOT NULL AS had, t.stock_on_hand AS osoh,"
+                        " t.available_stock AS oavs, t.actual_available_stock AS oaas,"
+                        " t.image_document_id AS oimg");
+    strbuf_printf(sb, " FROM s LEFT JOIN %s t ON t.%s = s.zid WHERE (t.%s IS NULL OR"
+                      " ((t.deleted_at IS NOT NULL OR ",
+                  d->table, d->id_field, d->id_field);
+    put_row(sb, d, "t");
+    strbuf_puts(sb, " IS DISTINCT FROM ");
+    put_row(sb, d, "s");
+    strbuf_putc(sb, ')');
+    if (lmt)
+        strbuf_puts(sb, " AND (t.last_modified_time IS NULL OR s.last_modified_time IS NULL"
+                        " OR s.last_modified_time >= t.last_modified_time)");
+    strbuf_puts(sb, "))");
+    if (items)
+        strbuf_puts(sb, " AND (NOT $3::boolean OR coalesce(s.stock_on_hand, 0) <> 0"
+                        " OR coalesce(t.stock_on_hand, 0) <> 0)");
+    strbuf_puts(sb, "),");
+}
+
+/* The skipped count (with_stock_only: no stock there nor here). */
+static void put_skipped(struct strbuf *sb, const struct entity_desc *d)
+{
+    if (is_items(d))
+        strbuf_puts(sb, " CASE WHEN $3::boolean THEN (SELECT count(*) FROM s LEFT JOIN zoho.items t"
+                        " ON t.item_id = s.zid WHERE coalesce(s.stock_on_hand, 0) = 0 AND"
+                        " coalesce(t.stock_on_hand, 0) = 0) ELSE 0 END,");
+    else
+        strbuf_puts(sb, " CASE WHEN $3::boolean THEN 0 ELSE 0 END,");
+}
+
+static char *build_merge(const struct entity_desc *d)
+{
+    struct strbuf sb = {0};
+    bool lmt = desc_has(d, "last_modified_time");
+    bool items = is_items(d);
+    size_t nc = entity_ncolumns(d);
+    put_common(&sb, d);
+    strbuf_printf(&sb, " up AS (INSERT INTO %s AS t (%s", d->table, d->id_field);
+    for (size_t i = 0; i < nc; i++)
+        strbuf_printf(&sb, ", %s", d->columns[i].column);
+    strbuf_puts(&sb, ", raw, synced_at, deleted_at) SELECT zid");
+    for (size_t i = 0; i < nc; i++)
+        strbuf_printf(&sb, ", %s", d->columns[i].column);
+    strbuf_printf(&sb, ", raw::jsonb, now(), NULL FROM w ORDER BY zid ON CONFLICT (%s) DO UPDATE SET ",
+                  d->id_field);
+    for (size_t i = 0; i < nc; i++)
+        strbuf_printf(&sb, "%s = EXCLUDED.%s, ", d->columns[i].column, d->columns[i].column);
+    strbuf_puts(&sb, "raw = EXCLUDED.raw, synced_at = EXCLUDED.synced_at, deleted_at = NULL"
+                     " WHERE (t.deleted_at IS NOT NULL OR ");
+    put_row(&sb, d, "t");
+    strbuf_puts(&sb, " IS DISTINCT FROM ");
+    put_row(&sb, d, "EXCLUDED");
+    strbuf_putc(&sb, ')');
+    if (lmt)
+        strbuf_puts(&sb, " AND (t.last_modified_time IS NULL OR EXCLUDED.last_modified_time IS NULL"
+                         " OR EXCLUDED.last_modified_time >= t.last_modified_time)");
+    strbuf_printf(&sb, " RETURNING t.%s AS zid, %s AS lmt", d->id_field,
+                  lmt ? "t.last_modified_time" : "NULL::timestamptz");
+    if (items)
+        strbuf_puts(&sb, ", t.stock_on_hand AS soh, t.available_stock AS avs,"
+                         " t.actual_available_stock AS aas, t.image_document_id AS img");
+    strbuf_puts(&sb, "),");
+    strbuf_puts(&sb, " ev AS (INSERT INTO tds.events (type, run_id, entity_type, entity_id, data)"
+                     " SELECT CASE WHEN w.is_new THEN 'tds.entity.create'"
+                     " ELSE 'tds.entity.update' END, $1::bigint, $2, up.zid,"
+                     " jsonb_build_object('source', 'sync', 'last_modified_time', up.lmt,"
+                     " 'old_last_modified_time', w.olmt");
+    if (items)
+        strbuf_puts(&sb, ", 'old', CASE WHEN NOT w.had THEN NULL ELSE jsonb_build_object("
+                         "'stock_on_hand', w.osoh, 'available_stock', w.oavs,"
+                         " 'actual_available_stock', w.oaas) END,"
+                         " 'new', jsonb_build_object('stock_on_hand', up.soh, 'available_stock',"
+                         " up.avs, 'actual_available_stock', up.aas)");
+    strbuf_puts(&sb, ") FROM up JOIN w ON w.zid = up.zid ORDER BY up.zid RETURNING 1)");
+    strbuf_puts(&sb, " SELECT (SELECT count(*) FROM s),");
+    put_skipped(&sb, d);
+    strbuf_puts(&sb, " (SELECT count(*) FROM up),"
+                     " (SELECT count(*) FROM up JOIN w ON w.zid = up.zid WHERE w.is_new),"
+                     " (SELECT count(*) FROM ev),"
+                     " (SELECT string_agg(zid, ',') FROM up),");
+    if (items)
+        strbuf_puts(&sb, " (SELECT string_agg(up.zid, ',') FROM up JOIN w ON w.zid = up.zid"
+                         "   WHERE up.img IS DISTINCT FROM w.oimg),"
+                         " CASE WHEN $4::boolean THEN (SELECT string_agg(s.zid, ',') FROM s"
+                         "   WHERE s.zid IN (SELECT zid FROM up) OR EXISTS (SELECT 1 FROM"
+                         "   zoho.items t WHERE t.item_id = s.zid AND t.deleted_at IS NULL)) END");
+    else
+        strbuf_puts(&sb, " NULL::text, CASE WHEN $4::boolean THEN NULL::text END");
+    return strbuf_detach(&sb);
+}
+
+static char *build_dry(const struct entity_desc *d)
+{
+    struct strbuf sb = {0};
+    put_common(&sb, d);
+    /* no statement after the CTEs may be empty: a harmless one */
+    strbuf_puts(&sb, " nothing AS (SELECT 1)");
+    strbuf_puts(&sb, " SELECT (SELECT count(*) FROM s),");
+    put_skipped(&sb, d);
+    strbuf_puts(&sb, " (SELECT count(*) FROM w), (SELECT count(*) FROM w WHERE is_new), 0,"
+                     " NULL::text, NULL::text, CASE WHEN $4::boolean THEN NULL::text END"
+                     " WHERE $1::bigint IS NULL OR $2::text IS NOT NULL");
+    return strbuf_detach(&sb);
+}
+
+static const char *bulk_sql(const struct entity_desc *d, int which)
+{
+    size_t n;
+    const struct entity_desc *all = entity_all(&n);
+    size_t idx = (size_t)(d - all);
+    if (idx >= n)
+        return NULL;
+    pthread_mutex_lock(&bsql_mu);
+    if (bsql_cache == NULL) {
+        bsql_cache = xcalloc(n, sizeof *bsql_cache);
+        bsql_n = n;
+    }
+    if (bsql_cache[idx][0] == NULL) {
+        bsql_cache[idx][BSQL_STAGE] = build_stage(d);
+        bsql_cache[idx][BSQL_MERGE] = build_merge(d);
+        bsql_cache[idx][BSQL_DRY] = build_dry(d);
+        bsql_cache[idx][BSQL_COPY] = build_copy(d);
+    }
+    const char *s = bsql_cache[idx][which];
+    pthread_mutex_unlock(&bsql_mu);
+    return s;
+}
+
+static const char SQL_LOC_STAGE[] =
+    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locs (item_id text, location_id text,"
+    " location_name text, is_primary boolean, stock_on_hand numeric, available_stock numeric,"
+    " actual_available_stock numeric) ON COMMIT DELETE ROWS";
+static const char SQL_LOCITEM_STAGE[] =
+    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems (zid text) ON COMMIT DELETE ROWS";
+static const char SQL_LOC_MERGE[] =
+    "WITH li AS (SELECT DISTINCT l.zid FROM pg_temp.tds_stage_locitems l"
+    "   JOIN zoho.items i ON i.item_id = l.zid),"
+    " del AS (DELETE FROM zoho.item_locations x USING li WHERE x.item_id = li.zid"
+    "   AND NOT EXISTS (SELECT 1 FROM pg_temp.tds_stage_locs s WHERE s.item_id = x.item_id"
+    "   AND s.location_id = x.location_id) RETURNING 1),"
+    " up AS (INSERT INTO zoho.item_locations AS t (item_id, location_id, location_name,"
+    "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"
+    "   SELECT DISTINCT ON (s.item_id, s.location_id) s.item_id, s.location_id, s.location_name,"
+    "   s.is_primary, s.stock_on_hand, s.available_stock, s.actual_available_stock, now()"
+    "   FROM pg_temp.tds_stage_locs s JOIN li ON li.zid = s.item_id"
+    "   ORDER BY s.item_id, s.location_id"
+    "   ON CONFLICT (item_id, location_id) DO UPDATE SET location_name = EXCLUDED.location_name,"
+    "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
+    "   available_stock = EXCLUDED.available_stock,"
+    "   actual_available_stock = EXCLUDED.actual_available_stock, synced_at = now()"
+    "   WHERE (t.location_name, t.is_primary, t.stock_on_hand, t.available_stock,"
+    "   t.actual_available_stock) IS DISTINCT FROM (EXCLUDED.location_name, EXCLUDED.is_primary,"
+    "   EXCLUDED.stock_on_hand, EXCLUDED.available_stock, EXCLUDED.actual_available_stock)"
+    "   RETURNING 1)"
+    " SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM up)";
+
+char *sync_bulk_sql_text(const char *entity, const char *which)
+{
+    const struct entity_desc *d = entity_find(entity);
+    if (d == NULL)
+        return NULL;
+    if (str_eq(which, "stage"))
+        return xstrdup(bulk_sql(d, BSQL_STAGE));
+    if (str_eq(which, "copy"))
+        return xstrdup(bulk_sql(d, BSQL_COPY));
+    if (str_eq(which, "merge"))
+        return xstrdup(bulk_sql(d, BSQL_MERGE));
+    if (str_eq(which, "loc_stage"))
+        return xstrdup(SQL_LOC_STAGE);
+    if (str_eq(which, "locitem_stage"))
+        return xstrdup(SQL_LOCITEM_STAGE);
+    if (str_eq(which, "loc_merge"))
+        return xstrdup(SQL_LOC_MERGE);
+    return NULL;
+}
+
+int sync_bulk_prepare(PGconn *c, const struct entity_desc *d, char **err)
+{
+    if (db_cmd(c, bulk_sql(d, BSQL_STAGE), 0, NULL, err) != 0)
+        return -1;
+    if (is_items(d) && (db_cmd(c, SQL_LOC_STAGE, 0, NULL, err) != 0 ||
+                        db_cmd(c, SQL_LOCITEM_STAGE, 0, NULL, err) != 0))
+        return -1;
+    return 0;
+}
+
+/* ---- COPY text ---- */
+
+/* Appends v as one COPY text field (NULL: \N). */
+static void copy_field(struct strbuf *sb, const char *v)
+{
+    if (v == NULL) {
+        strbuf_puts(sb, "\\N");
+        return;
+    }
+    const char *run = v;
+    for (const char *p = v; *p; p++) {
+        const char *esc = NULL;
+        switch (*p) {
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: break;
+        }
+        if (esc) {
+            strbuf_append(sb, run, (size_t)(p - run));
+            strbuf_puts(sb, esc);
+            run = p + 1;
+        }
+    }
+    strbuf_puts(sb, run);
+}
+
+static int copy_send(PGconn *c, const char *sql, const char *data, size_t len, char **err)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        *err = xasprintf("COPY: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    PQclear(r);
+    int ok = 1;
+    /* Send in chunks so a large batch does not sit in one libpq buffer twice. */
+    size_t off = 0;
+    while (ok == 1 && off < len) {
+        size_t n = len - off > (1u << 20) ? (1u << 20) : len - off;
+        ok = PQputCopyData(c, data + off, (int)n);
+        off += n;
+    }
+    if (PQputCopyEnd(c, ok == 1 ? NULL : "send failed") != 1)
+        ok = -1;
+    r = PQgetResult(c);
+    int rc = 0;
+    if (ok != 1 || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char *line = db_error_line(c);
+        *err = xasprintf("COPY: %s", line);
+        free(line);
+        rc = -1;
+    }
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    return rc;
+}
+
+/* ---- JSON helpers ---- */
+
+static char *fmt_double(double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return xstrdup(buf);
+}
+
+static bool numeric_text(const char *s)
+{
+    char *end;
+    errno = 0;
+    (void)strtod(s, &end);
+    return end != s && *end == '\0' && strchr(s, 'x') == NULL && strchr(s, 'X') == NULL &&
+           strpbrk(s, "iInN") == NULL;
+}
+
+/* A scalar as text: "" and missing are NULL.  *bad when not acceptable as kind. */
+static char *json_text(const cJSON *o, const char *k1, const char *k2, char kind, bool *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k1);
+    if (v == NULL && k2)
+        v = cJSON_GetObjectItemCaseSensitive(o, k2);
+    if (v == NULL || cJSON_IsNull(v))
+        return NULL;
+    if (cJSON_IsString(v)) {
+        if (v->valuestring[0] == '\0')
+            return NULL;
+        if (kind == 'n' && !numeric_text(v->valuestring))
+            *bad = true;
+        if (kind == 'b' && !str_eq(v->valuestring, "true") && !str_eq(v->valuestring, "false"))
+            *bad = true;
+        return *bad ? NULL : xstrdup(v->valuestring);
+    }
+    if (cJSON_IsNumber(v))
+        return kind == 'b' ? xstrdup(v->valuedouble != 0 ? "true" : "false")
+                           : fmt_double(v->valuedouble);
+    if (cJSON_IsBool(v))
+        return xstrdup(cJSON_IsTrue(v) ? "true" : "false");
+    *bad = true;
+    return NULL;
+}
+
+/*
+ * Renders the locations (or legacy warehouses) of one item record as COPY
+ * rows.  Returns 1 when the record carries such an array, 0 when not, -1
+ * with *why when a location is unusable.
+ */
+static int render_locations(const cJSON *rec, const char *item_id, struct strbuf *locs,
+                            char **why)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rec, "locations");
+    bool legacy = false;
+    if (!cJSON_IsArray(arr)) {
+        arr = cJSON_GetObjectItemCaseSensitive(rec, "warehouses");
+        legacy = true;
+        if (!cJSON_IsArray(arr))
+            return 0;
+    }
+    struct strbuf tmp = {0};
+    const cJSON *l;
+    cJSON_ArrayForEach(l, arr) {
+        bool bad = false;
+        char *id = json_text(l, legacy ? "warehouse_id" : "location_id",
+                             legacy ? "location_id" : "warehouse_id", 't', &bad);
+        if (id == NULL) {
+            if (bad) {
+                *why = xasprintf("item %s: a location has an unusable id", item_id);
+                strbuf_free(&tmp);
+                return -1;
+            }
+            continue;
+        }
+        char *v[5];
+        v[0] = json_text(l, legacy ? "warehouse_name" : "location_name",
+                         legacy ? "location_name" : "warehouse_name", 't', &bad);
+        v[1] = json_text(l, "is_primary", "is_primary_location", 'b', &bad);
+        v[2] = json_text(l, legacy ? "warehouse_stock_on_hand" : "location_stock_on_hand",
+                         legacy ? "location_stock_on_hand" : "warehouse_stock_on_hand", 'n', &bad);
+        v[3] = json_text(l, legacy ? "warehouse_available_stock" : "location_available_stock",
+                         legacy ? "location_available_stock" : "warehouse_available_stock", 'n',
+                         &bad);
+        v[4] = json_text(l,
+                         legacy ? "warehouse_actual_available_stock"
+                                : "location_actual_available_stock",
+                         legacy ? "location_actual_available_stock"
+                                : "warehouse_actual_available_stock",
+                         'n', &bad);
+        if (!bad) {
+            copy_field(&tmp, item_id);
+            strbuf_putc(&tmp, '\t');
+            copy_field(&tmp, id);
+            for (int i = 0; i < 5; i++) {
+                strbuf_putc(&tmp, '\t');
+                copy_field(&tmp, v[i]);
+            }
+            strbuf_putc(&tmp, '\n');
+        }
+        for (int i = 0; i < 5; i++)
+            free(v[i]);
+        if (bad) {
+            *why = xasprintf("item %s: location %s has an unusable value", item_id, id);
+            free(id);
+            strbuf_free(&tmp);
+            return -1;
+        }
+        free(id);
+    }
+    if (tmp.len)
+        strbuf_append(locs, tmp.buf, tmp.len);
+    strbuf_free(&tmp);
+    return 1;
+}
+
+/* ---- pages ---- */
+
+struct bfail {
+    char *id, *payload, *reason;
+};
+
+struct bpage {
+    struct strbuf rows, locs, locitems;
+    int nrec;           /* rows rendered */
+    struct bfail *fails;
+    int nfail, capfail;
+    char *ctime, *cids;  /* cursor after this page */
+    long long api;
+    long long details;  /* /itemdetails requests made for this page */
+    long long details_ms;
+    struct bpage *next;
+};
+
+static void page_free(struct bpage *p)
+{
+    if (p == NULL)
+        return;
+    strbuf_free(&p->rows);
+    strbuf_free(&p->locs);
+    strbuf_free(&p->locitems);
+    for (int i = 0; i < p->nfail; i++) {
+        free(p->fails[i].id);
+        free(p->fails[i].payload);
+        free(p->fails[i].reason);
+    }
+    free(p->fails);
+    free(p->ctime);
+    free(p->cids);
+    free(p);
+}
+
+static void page_fail(struct bpage *p, const char *id, const cJSON *rec, char *reason)
+{
+    if (p->nfail == p->capfail) {
+        p->capfail = p->capfail ? p->capfail * 2 : 4;
+        p->fails = xreallocarray(p->fails, (size_t)p->capfail, sizeof *p->fails);
+    }
+    char *payload = rec ? cJSON_PrintUnformatted(rec) : NULL;
+    p->fails[p->nfail].id = xstrdup(id ? id : "");
+    p->fails[p->nfail].payload = payload ? xstrdup(payload) : NULL;
+    p->fails[p->nfail].reason = reason;
+    if (payload)
+        cJSON_free(payload);
+    p->nfail++;
+}
+
+/* Maps every record of arr into p.  with_locs: render locations carried by the records. */
+static void page_render(struct bpage *p, const struct entity_desc *d, const cJSON *arr,
+                        bool with_locs)
+{
+    size_t nc = entity_ncolumns(d);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, arr) {
+        struct entity_record r;
+        char *err = NULL;
+        memset(&r, 0, sizeof r);
+        if (!cJSON_IsObject(rec)) {
+            page_fail(p, NULL, rec, xasprintf("%s: a record is not a JSON object", d->name));
+            continue;
+        }
+        if (entity_map_record(d, rec, &r, &err) != 0) {
+            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
+            page_fail(p, cJSON_IsString(idv) ? idv->valuestring : NULL, rec,
+                      err ? err : xstrdup("unmappable record"));
+            entity_record_free(&r);
+            continue;
+        }
+        if (!str_is_digits(r.id)) {
+            page_fail(p, r.id, rec, xasprintf("%s record: %s \"%s\" is not digits", d->name,
+                                              d->id_field, r.id));
+            entity_record_free(&r);
+            continue;
+        }
+        if (with_locs && is_items(d)) {
+            char *why = NULL;
+            size_t mark = p->locs.len;
+            int lr = render_locations(rec, r.id, &p->locs, &why);
+            if (lr < 0) {
+                p->locs.len = mark;
+                if (p->locs.buf)
+                    p->locs.buf[mark] = '\0';
+                page_fail(p, r.id, rec, why);
+                entity_record_free(&r);
+                continue;
+            }
+            if (lr > 0) {
+                copy_field(&p->locitems, r.id);
+                strbuf_putc(&p->locitems, '\n');
+            }
+        }
+        copy_field(&p->rows, r.id);
+        for (size_t i = 0; i < nc; i++) {
+            strbuf_putc(&p->rows, '\t');
+            copy_field(&p->rows, r.values[i]);
+        }
+        strbuf_putc(&p->rows, '\t');
+        copy_field(&p->rows, r.raw);
+        strbuf_putc(&p->rows, '\n');
+        p->nrec++;
+        entity_record_free(&r);
+    }
+}
+
+/* ---- the bounded page queue between the fetch thread and the writer ---- */
+
+#define PIPE_CAP 4
+
+struct pipe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct bpage *head, *tail;
+    int n;
+    bool eof, abort;
+    char *error;        /* fetch failure */
+};
+
+static void pipe_push(struct pipe *q, struct bpage *p)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->n >= PIPE_CAP && !q->abort)
+        pthread_cond_wait(&q->cv, &q->mu);
+    if (q->abort) {
+        pthread_mutex_unlock(&q->mu);
+        page_free(p);
+        return;
+    }
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->n++;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Next page, or NULL at the end (q->error says whether it failed). */
+static struct bpage *pipe_pop(struct pipe *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->head == NULL && !q->eof)
+        pthread_cond_wait(&q->cv, &q->mu);
+    struct bpage *p = q->head;
+    if (p) {
+        q->head = p->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->n--;
+        p->next = NULL;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return p;
+}
+
+static void pipe_finish(struct pipe *q, char *error)
+{
+    pthread_mutex_lock(&q->mu);
+    q->eof = true;
+    q->error = error;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- the fetch thread ---- */
+
+/* Rounds of the client's own retries (each already several attempts with
+ * backoff) before a page counts as failed: survives fault storms. */
+#define OUTER_TRIES 3
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+struct fetcher {
+    struct sync_job *j;
+    const struct bulk_opts *o;
+    struct pipe *q;
+    struct zoho_conn *zc;
+    PGconn *db;         /* to see which listed items changed (details in the fetch thread) */
+};
+
+/* Per-location stock is fetched by the fetch thread, for the items of each
+ * page whose totals or last_modified_time differ from the stored copy, and
+ * written in the same transaction as the page.  (Specific items come from
+ * /itemdetails already; a dry run writes nothing.) */
+static bool details_in_fetch(const struct bulk_opts *o)
+{
+    return is_items(o->d) && o->ids == NULL && !o->dry_run && !o->no_details;
+}
+
+/* Appends one element to a text[] literal. */
+static void arr_put(struct strbuf *sb, const char *v)
+{
+    if (sb->len > 1)
+        strbuf_putc(sb, ',');
+    if (v == NULL) {
+        strbuf_puts(sb, "NULL");
+        return;
+    }
+    strbuf_putc(sb, '"');
+    for (const char *c = v; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            strbuf_putc(sb, '\\');
+        strbuf_putc(sb, *c);
+    }
+    strbuf_putc(sb, '"');
+}
+
+/* Renders the locations of ids (fetched from /itemdetails) as COPY rows. */
+static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const *ids, size_t nids,
+                          struct strbuf *locs, struct strbuf *li, long long *calls, char **err)
+{
+    for (size_t at = 0; at < nids;) {
+        if (sync_job_stopping(j))
+            return 0;
+        size_t n = nids - at > ZOHO_ITEMDETAILS_MAX ? ZOHO_ITEMDETAILS_MAX : nids - at;
+        cJSON *items = NULL;
+        struct zoho_error ze = {0};
+        int rc = -1;
+        for (int tries = 0; tries < OUTER_TRIES; tries++) {
+            rc = zoho_get_itemdetails(zc, (const char *const *)ids + at, n, &items, &ze);
+            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
+                break;
+            zoho_error_clear(&ze);
+            nap_ms(1000L * (tries + 1));
+        }
+        (*calls)++;
+        if (rc != 0) {
+            char *m = zoho_error_format(&ze);
+            zoho_error_clear(&ze);
+            *err = xasprintf("itemdetails: %s", m);
+            free(m);
+            return -1;
+        }
+        const cJSON *rec;
+        cJSON_ArrayForEach(rec, items) {
+            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "item_id");
+            if (!cJSON_IsString(idv) || !str_is_digits(idv->valuestring))
+                continue;
+            char *why = NULL;
+            size_t mark = locs->len;
+            if (render_locations(rec, idv->valuestring, locs, &why) < 0) {
+                locs->len = mark;
+                if (locs->buf)
+                    locs->buf[mark] = '\0';
+                log_warn("run %lld: %s", j->run_id, why);
+                free(why);
+                continue;
+            }
+            /* An item without a locations array has none: clear what we had. */
+            copy_field(li, idv->valuestring);
+            strbuf_putc(li, '\n');
+        }
+        cJSON_Delete(items);
+        at += n;
+    }
+    return 0;
+}
+
+/* Which items of a listed page need their locations (changed, or all). */
+static int page_details(struct fetcher *f, const cJSON *recs, struct bpage *p, char **err)
+{
+    struct strbuf a[5] = {{0}};
+    for (int k = 0; k < 5; k++)
+        strbuf_putc(&a[k], '{');
+    const cJSON *rec;
+    int n = 0;
+    cJSON_ArrayForEach(rec, recs) {
+        bool bad = false;
+        char *id = json_text(rec, "item_id", NULL, 't', &bad);
+        if (id == NULL || !str_is_digits(id)) {
+            free(id);
+            continue;
+        }
+        char *v[4];
+        v[0] = json_text(rec, "stock_on_hand", NULL, 'n', &bad);
+        v[1] = json_text(rec, "available_stock", NULL, 'n', &bad);
+        v[2] = json_text(rec, "actual_available_stock", NULL, 'n', &bad);
+        v[3] = json_text(rec, "last_modified_time", NULL, 't', &bad);
+        if (!bad) {
+            arr_put(&a[0], id);
+            for (int k = 0; k < 4; k++)
+                arr_put(&a[k + 1], v[k]);
+            n++;
+        }
+        for (int k = 0; k < 4; k++)
+            free(v[k]);
+        free(id);
+    }
+    for (int k = 0; k < 5; k++)
+        strbuf_putc(&a[k], '}');
+    int rc = 0;
+    if (n > 0) {
+        const char *pp[7] = {a[0].buf, a[1].buf, a[2].buf, a[3].buf, a[4].buf,
+                             f->o->all_details ? "t" : "f", f->o->with_stock_only ? "t" : "f"};
+        PGresult *r = db_exec(
+            f->db,
+            "SELECT s.zid FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[],"
+            " $5::timestamptz[]) AS s(zid, soh, avs, aas, lmt) LEFT JOIN zoho.items t"
+            " ON t.item_id = s.zid AND t.deleted_at IS NULL"
+            " WHERE ($6::boolean OR t.item_id IS NULL OR (t.stock_on_hand, t.available_stock,"
+            " t.actual_available_stock, t.last_modified_time) IS DISTINCT FROM"
+            " (s.soh, s.avs, s.aas, s.lmt))"
+            " AND (NOT $7::boolean OR coalesce(s.soh, 0) <> 0 OR coalesce(t.stock_on_hand, 0) <> 0)",
+            7, pp, err);
+        if (r == NULL) {
+            rc = -1;
+        } else {
+            size_t m = (size_t)PQntuples(r);
+            char **ids = xcalloc(m + 1, sizeof *ids);
+            for (size_t i = 0; i < m; i++)
+                ids[i] = PQgetvalue(r, (int)i, 0);
+            long long t0 = time_mono_ms();
+            rc = details_render(f->j, f->zc, ids, m, &p->locs, &p->locitems, &p->details, err);
+            p->details_ms += time_mono_ms() - t0;
+            free(ids);
+            PQclear(r);
+        }
+    }
+    for (int k = 0; k < 5; k++)
+        strbuf_free(&a[k]);
+    return rc;
+}
+
+bool sync_zoho_transient(const struct zoho_error *e)
+{
+    switch (e->kind) {
+    case ZOHO_ERR_SERVER:
+    case ZOHO_ERR_NETWORK:
+    case ZOHO_ERR_BAD_RESPONSE:
+    case ZOHO_ERR_RATE_MINUTE:
+    case ZOHO_ERR_RATE_CONCURRENCY:
+    case ZOHO_ERR_TOKEN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+
+static char *fetch_listing(struct fetcher *f)
+{
+    const struct bulk_opts *o = f->o;
+    struct zoho_pager_opts po = {
+        .filter_by = o->filter_by,
+        .changed_since = o->changed_since,
+        .seen_ids = o->seen_ids,
+        .n_seen = o->n_seen,
+        .per_page = f->j->cfg ? f->j->cfg->stock.page_size : 200,
+    };
+    struct zoho_pager *pg = zoho_pager_new(f->zc, o->d, &po);
+    char *error = NULL;
+    int tries = 0;
+    for (;;) {
+        if (sync_job_stopping(f->j)) {
+            error = xstrdup("cancelled");
+            break;
+        }
+        cJSON *recs = NULL;
+        struct zoho_error ze = {0};
+        int rc = zoho_pager_next(pg, &recs, NULL, &ze);
+        if (rc < 0) {
+            if (sync_zoho_transient(&ze) && ++tries < OUTER_TRIES && !sync_job_stopping(f->j)) {
+                char *m = zoho_error_format(&ze);
+                log_warn("run %lld: %s (trying the page again)", f->j->run_id, m);
+                free(m);
+                zoho_error_clear(&ze);
+                nap_ms(1000L * tries);
+                continue;
+            }
+            error = zoho_error_format(&ze);
+            zoho_error_clear(&ze);
+            break;
+        }
+        tries = 0;
+        if (rc == 0)
+            break;
+        struct bpage *p = xcalloc(1, sizeof *p);
+        page_render(p, o->d, recs, false);
+        if (f->db && page_details(f, recs, p, &error) != 0) {
+            cJSON_Delete(recs);
+            page_free(p);
+            break;
+        }
+        cJSON_Delete(recs);
+        if (o->save_cursor)
+            zoho_pager_cursor(pg, &p->ctime, &p->cids);
+        p->api = zoho_conn_take_calls(f->zc);
+        pipe_push(f->q, p);
+    }
+    zoho_pager_free(pg);
+    return error;
+}
+
+static char *fetch_ids(struct fetcher *f)
+{
+    const struct bulk_opts *o = f->o;
+    char *error = NULL;
+    for (size_t at = 0; at < o->n_ids;) {
+        if (sync_job_stopping(f->j))
+            return xstrdup("cancelled");
+        size_t n = o->n_ids - at > ZOHO_ITEMDETAILS_MAX ? ZOHO_ITEMDETAILS_MAX : o->n_ids - at;
+        cJSON *items = NULL;
+        struct zoho_error ze = {0};
+        int rc = -1;
+        for (int tries = 0; tries < OUTER_TRIES; tries++) {
+            rc = zoho_get_itemdetails(f->zc, (const char *const *)o->ids + at, n, &items, &ze);
+            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(f->j))
+                break;
+            zoho_error_clear(&ze);
+            nap_ms(1000L * (tries + 1));
+        }
+        if (rc != 0) {
+            error = zoho_error_format(&ze);
+            zoho_error_clear(&ze);
+            break;
+        }
+        struct bpage *p = xcalloc(1, sizeof *p);
+        page_render(p, o->d, items, true);
+        /* Ids Zoho did not return: remembered as empty location sets? No:
+         * absent ids are simply not written (reconcile finds them). */
+        cJSON_Delete(items);
+        p->api = zoho_conn_take_calls(f->zc);
+        pipe_push(f->q, p);
+        at += n;
+    }
+    return error;
+}
+
+static void *fetch_main(void *arg)
+{
+    struct fetcher *f = arg;
+    log_set_context("run %lld fetch", f->j->run_id);
+    char *error = NULL;
+    if (details_in_fetch(f->o)) {
+        f->db = db_connect(f->j->cfg, &error);
+        if (f->db == NULL) {
+            pipe_finish(f->q, error);
+            return NULL;
+        }
+    }
+    error = f->o->ids ? fetch_ids(f) : fetch_listing(f);
+    if (f->db)
+        PQfinish(f->db);
+    pipe_finish(f->q, error);
+    return NULL;
+}
+
+/* ---- the writer ---- */
+
+struct idlist {
+    char **v;
+    size_t n, cap;
+};
+
+static void idlist_add_csv(struct idlist *l, const char *csv)
+{
+    if (str_empty(csv))
+        return;
+    const char *p = csv;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 64;
+            l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
+        }
+        l->v[l->n++] = xstrndup(p, len);
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+}
+
+static void idlist_free(struct idlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+void sync_job_count(struct sync_job *j, long long total, long long succeeded, long long failed,
+                    long long unchanged, long long api_calls)
+{
+    j->stats.total += total;
+    j->stats.succeeded += succeeded;
+    j->stats.failed += failed;
+    j->stats.unchanged += unchanged;
+    j->stats.api_calls += api_calls;
+    if (j->add)
+        j->add(j->arg, total, succeeded, failed, unchanged, api_calls);
+}
+
+int sync_dlq_record(struct sync_job *j, const struct entity_desc *d, const char *zoho_id,
+                    const char *payload, const char *reason, char **err)
+{
+    struct queue_enqueue_opts qo = {.run_id = j->run_id, .priority = 1, .max_attempts = 1};
+    long long qid = 0;
+    const char *zid = str_empty(zoho_id) ? "unknown" : zoho_id;
+    char *pl = NULL;
+    if (payload) {
+        cJSON *check = cJSON_Parse(payload);
+        if (check == NULL) {
+            cJSON *w = cJSON_CreateObject();
+            cJSON_AddStringToObject(w, "unparsed", payload);
+            char *t = cJSON_PrintUnformatted(w);
+            pl = xstrdup(t);
+            cJSON_free(t);
+            cJSON_Delete(w);
+        }
+        cJSON_Delete(check);
+    }
+    if (queue_enqueue(j->conn, d->name, zid, QOP_UPSERT, pl ? pl : payload, &qo, &qid, err) != 0) {
+        free(pl);
+        return -1;
+    }
+    free(pl);
+    return queue_move_to_dlq(j->conn, qid, j->instance ? j->instance : "sync", reason, err);
+}
+
+/* What the merge of one batch reported. */
+struct merge_out {
+    long long staged, kept, written, created, events;
+    struct idlist changed, images, all;
+};
+
+static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge_out *m,
+                     char **err)
+{
+    char run[32];
+    snprintf(run, sizeof run, "%lld", j->run_id);
+    const char *p[4] = {j->run_id ? run : NULL, o->d->name, o->with_stock_only ? "t" : "f",
+                        o->all_details ? "t" : "f"};
+    PGresult *r = db_exec(j->conn, bulk_sql(o->d, o->dry_run ? BSQL_DRY : BSQL_MERGE), 4, p, err);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) == 1) {
+        m->staged = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        m->kept = m->staged - strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        m->written = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+        m->created = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+        m->events = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+        if (!PQgetisnull(r, 0, 5))
+            idlist_add_csv(&m->changed, PQgetvalue(r, 0, 5));
+        if (!PQgetisnull(r, 0, 6))
+            idlist_add_csv(&m->images, PQgetvalue(r, 0, 6));
+        if (!PQgetisnull(r, 0, 7))
+            idlist_add_csv(&m->all, PQgetvalue(r, 0, 7));
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int merge_locations(struct sync_job *j, char **err)
+{
+    PGresult *r = db_exec(j->conn, SQL_LOC_MERGE, 0, NULL, err);
+    if (r == NULL)
+        return -1;
+    j->stats.locations += strtoll(PQgetvalue(r, 0, 0), NULL, 10) +
+                          strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+static int save_cursor(struct sync_job *j, const struct entity_desc *d, const char *ctime,
+                       const char *cids, char **err)
+{
+    char run[32];
+    snprintf(run, sizeof run, "%lld", j->run_id);
+    const char *p[4] = {d->name, ctime, cids ? cids : "[]", j->run_id ? run : NULL};
+    return db_cmd(j->conn,
+                  "INSERT INTO tds.sync_state AS s (entity_type, cursor_time, cursor_ids,"
+                  " last_run_id, updated_at) VALUES ($1, $2::timestamptz, $3::jsonb, $4::bigint,"
+                  " now()) ON CONFLICT (entity_type) DO UPDATE SET cursor_time ="
+                  " EXCLUDED.cursor_time, cursor_ids = EXCLUDED.cursor_ids, last_run_id ="
+                  " coalesce(EXCLUDED.last_run_id, s.last_run_id), updated_at = now()"
+                  " WHERE s.cursor_time IS NULL OR EXCLUDED.cursor_time >= s.cursor_time",
+                  4, p, err);
+}
+
+/* Fetches /itemdetails for ids and merges their locations (own transaction). */
+static int fetch_locations(struct sync_job *j, struct zoho_conn *zc, const struct idlist *ids,
+                           char **err)
+{
+    const struct entity_desc *d = entity_find("items");
+    for (size_t at = 0; at < ids->n;) {
+        if (sync_job_stopping(j))
+            return 0;
+        size_t n = ids->n - at > ZOHO_ITEMDETAILS_MAX ? ZOHO_ITEMDETAILS_MAX : ids->n - at;
+        cJSON *items = NULL;
+        struct zoho_error ze = {0};
+        int rc = -1;
+        for (int tries = 0; tries < OUTER_TRIES; tries++) {
+            rc = zoho_get_itemdetails(zc, (const char *const *)ids->v + at, n, &items, &ze);
+            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
+                break;
+            zoho_error_clear(&ze);
+            nap_ms(1000L * (tries + 1));
+        }
+        long long calls = zoho_conn_take_calls(zc);
+        j->stats.detail_calls++;
+        sync_job_count(j, 0, 0, 0, 0, calls);
+        if (rc != 0) {
+            char *m = zoho_error_format(&ze);
+            zoho_error_clear(&ze);
+            *err = xasprintf("itemdetails: %s", m);
+            free(m);
+            return -1;
+        }
+        struct strbuf locs = {0}, li = {0};
+        const cJSON *rec;
+        cJSON_ArrayForEach(rec, items) {
+            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "item_id");
+            if (!cJSON_IsString(idv) || !str_is_digits(idv->valuestring))
+                continue;
+            char *why = NULL;
+            size_t mark = locs.len;
+            int lr = render_locations(rec, idv->valuestring, &locs, &why);
+            if (lr < 0) {
+                locs.len = mark;
+                if (locs.buf)
+                    locs.buf[mark] = '\0';
+                log_warn("run %lld: %s", j->run_id, why);
+                free(why);
+                continue;
+            }
+            /* An item without a locations array has none: clear what we had. */
+            copy_field(&li, idv->valuestring);
+            strbuf_putc(&li, '\n');
+        }
+        cJSON_Delete(items);
+        int wr = db_begin(j->conn, err);
+        if (wr == 0 && li.len)
+            wr = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems (zid) FROM STDIN", li.buf,
+                           li.len, err);
+        if (wr == 0 && locs.len)
+            wr = copy_send(j->conn,
+                           "COPY pg_temp.tds_stage_locs (item_id, location_id, location_name,"
+                           " is_primary, stock_on_hand, available_stock, actual_available_stock)"
+                           " FROM STDIN",
+                           locs.buf, locs.len, err);
+        if (wr == 0 && li.len)
+            wr = merge_locations(j, err);
+        if (wr == 0)
+            wr = db_commit(j->conn, err);
+        else
+            db_rollback(j->conn);
+        strbuf_free(&locs);
+        strbuf_free(&li);
+        if (wr != 0)
+            return -1;
+        (void)d;
+        at += n;
+    }
+    return 0;
+}
+
+/* Writes the pages of one batch.  Returns 0, or -1 with *err (rolled back). */
+static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpage **pages, int np,
+                       struct zoho_conn *dzc, char **err)
+{
+    struct strbuf rows = {0}, locs = {0}, li = {0};
+    long long nrec = 0, nfail = 0, api = 0;
+    const char *ctime = NULL, *cids = NULL;
+    for (int i = 0; i < np; i++) {
+        if (pages[i]->rows.len)
+            strbuf_append(&rows, pages[i]->rows.buf, pages[i]->rows.len);
+        if (pages[i]->locs.len)
+            strbuf_append(&locs, pages[i]->locs.buf, pages[i]->locs.len);
+        if (pages[i]->locitems.len)
+            strbuf_append(&li, pages[i]->locitems.buf, pages[i]->locitems.len);
+        nrec += pages[i]->nrec;
+        nfail += pages[i]->nfail;
+        api += pages[i]->api;
+        if (pages[i]->ctime) {
+            ctime = pages[i]->ctime;
+            cids = pages[i]->cids;
+        }
+    }
+    struct merge_out m;
+    memset(&m, 0, sizeof m);
+    long long t0 = time_mono_ms();
+    int rc = db_begin(j->conn, err);
+    if (rc == 0 && rows.len)
+        rc = copy_send(j->conn, bulk_sql(o->d, BSQL_COPY), rows.buf, rows.len, err);
+    if (rc == 0 && li.len)
+        rc = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems (zid) FROM STDIN", li.buf, li.len,
+                       err);
+    if (rc == 0 && locs.len)
+        rc = copy_send(j->conn,
+                       "COPY pg_temp.tds_stage_locs (item_id, location_id, location_name,"
+                       " is_primary, stock_on_hand, available_stock, actual_available_stock)"
+                       " FROM STDIN",
+                       locs.buf, locs.len, err);
+    if (rc == 0 && rows.len)
+        rc = run_merge(j, o, &m, err);
+    if (rc == 0 && li.len && !o->dry_run)
+        rc = merge_locations(j, err);
+    if (rc == 0 && o->collect_seen && rows.len) {
+        char *q = xasprintf("INSERT INTO pg_temp.tds_seen (zid) SELECT DISTINCT zid FROM"
+                            " pg_temp.tds_stage_%s ON CONFLICT DO NOTHING",
+                            o->d->name);
+        rc = db_cmd(j->conn, q, 0, NULL, err);
+        free(q);
+    }
+    for (int i = 0; rc == 0 && i < np && !o->dry_run; i++)
+        for (int k = 0; rc == 0 && k < pages[i]->nfail; k++)
+            rc = sync_dlq_record(j, o->d, pages[i]->fails[k].id, pages[i]->fails[k].payload,
+                                 pages[i]->fails[k].reason, err);
+    if (rc == 0 && o->save_cursor && ctime && !o->dry_run)
+        rc = save_cursor(j, o->d, ctime, cids, err);
+    if (rc == 0) {
+        if (o->dry_run) {
+            db_rollback(j->conn);
+        } else {
+            rc = db_commit(j->conn, err);
+        }
+    } else {
+        db_rollback(j->conn);
+    }
+    strbuf_free(&rows);
+    strbuf_free(&locs);
+    strbuf_free(&li);
+    j->stats.write_ms += time_mono_ms() - t0;
+    if (rc == 0) {
+        for (int i = 0; i < np; i++)
+            for (int k = 0; k < pages[i]->nfail; k++)
+                log_warn("run %lld: %s record %s failed: %s", j->run_id, o->d->name,
+                         pages[i]->fails[k].id, pages[i]->fails[k].reason);
+        long long skipped = m.staged - m.kept;
+        long long dups = nrec - m.staged;
+        j->stats.skipped += skipped;
+        j->stats.created += m.created;
+        j->stats.events += m.events;
+        sync_job_count(j, m.kept + dups + nfail, m.written, nfail, m.kept - m.written + dups, api);
+        /* Per-location stock for what changed (lists carry none). */
+        for (int i = 0; i < np; i++) {
+            j->stats.detail_calls += pages[i]->details;
+            j->stats.details_ms += pages[i]->details_ms;
+        }
+        if (is_items(o->d) && !o->dry_run && !o->no_details && o->ids == NULL &&
+            !details_in_fetch(o)) {
+            long long t1 = time_mono_ms();
+            rc = fetch_locations(j, dzc, o->all_details ? &m.all : &m.changed, err);
+            j->stats.details_ms += time_mono_ms() - t1;
+        }
+        if (rc == 0 && is_items(o->d) && !o->dry_run && m.images.n && j->cfg &&
+            j->cfg->images.enabled)
+            rc = images_sync(j, dzc, m.images.v, m.images.n, err);
+    }
+    idlist_free(&m.changed);
+    idlist_free(&m.images);
+    idlist_free(&m.all);
+    return rc;
+}
+
+int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
+{
+    if (sync_bulk_prepare(j->conn, o->d, err) != 0)
+        return -1;
+    if (o->collect_seen &&
+        (db_cmd(j->conn, "CREATE TEMP TABLE IF NOT EXISTS tds_seen (zid text PRIMARY KEY)", 0,
+                NULL, err) != 0 ||
+         db_cmd(j->conn, "TRUNCATE pg_temp.tds_seen", 0, NULL, err) != 0))
+        return -1;
+    int batch = o->batch_size > 0 ? o->batch_size : 2000;
+    struct pipe q;
+    memset(&q, 0, sizeof q);
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.cv, NULL);
+    struct fetcher f = {.j = j, .o = o, .q = &q, .zc = zoho_conn_new(j->zc, j->stop)};
+    struct zoho_conn *dzc = zoho_conn_new(j->zc, j->stop);
+    pthread_t th;
+    int rc = 0;
+    if (pthread_create(&th, NULL, fetch_main, &f) != 0) {
+        *err = xstrdup("cannot start the fetch thread");
+        zoho_conn_free(f.zc);
+        zoho_conn_free(dzc);
+        return -1;
+    }
+    int cap = 16, np = 0;
+    struct bpage **pages = xcalloc((size_t)cap, sizeof *pages);
+    long long pending = 0;
+    for (;;) {
+        long long tw = time_mono_ms();
+        struct bpage *p = pipe_pop(&q);
+        j->stats.wait_ms += time_mono_ms() - tw;
+        if (p) {
+            j->stats.pages++;
+            if (np == cap) {
+                cap *= 2;
+                pages = xreallocarray(pages, (size_t)cap, sizeof *pages);
+            }
+            pages[np++] = p;
+            pending += p->nrec + p->nfail;
+        }
+        if (np > 0 && (p == NULL || pending >= batch)) {
+            if (rc == 0 && !sync_job_stopping(j))
+                rc = write_batch(j, o, pages, np, dzc, err);
+            for (int i = 0; i < np; i++)
+                page_free(pages[i]);
+            np = 0;
+            pending = 0;
+            if (rc != 0 || sync_job_stopping(j)) {
+                pthread_mutex_lock(&q.mu);
+                q.abort = true;
+                pthread_cond_broadcast(&q.cv);
+                pthread_mutex_unlock(&q.mu);
+                if (j->stop)
+                    atomic_store(j->stop, true);
+            }
+        }
+        if (p == NULL)
+            break;
+    }
+    pthread_join(th, NULL);
+    /* Drain what the fetcher left after an abort. */
+    for (struct bpage *p = q.head, *nx; p; p = nx) {
+        nx = p->next;
+        page_free(p);
+    }
+    free(pages);
+    sync_job_count(j, 0, 0, 0, 0, zoho_conn_take_calls(f.zc) + zoho_conn_take_calls(dzc));
+    if (rc == 0 && q.error) {
+        if (str_eq(q.error, "cancelled"))
+            *err = xasprintf("%s: cancelled", o->d->name);
+        else
+            *err = xasprintf("%s: %s", o->d->name, q.error);
+        rc = -1;
+    } else if (rc == 0 && sync_job_stopping(j)) {
+        *err = xasprintf("%s: cancelled", o->d->name);
+        rc = -1;
+    }
+    free(q.error);
+    zoho_conn_free(f.zc);
+    zoho_conn_free(dzc);
+    pthread_mutex_destroy(&q.mu);
+    pthread_cond_destroy(&q.cv);
+    return rc;
+}
+
+int sync_bulk_write_records(struct sync_job *j, const struct entity_desc *d, const cJSON *records,
+                            char **err)
+{
+    if (sync_bulk_prepare(j->conn, d, err) != 0)
+        return -1;
+    struct bpage *p = xcalloc(1, sizeof *p);
+    page_render(p, d, records, true);
+    struct bulk_opts o = {.d = d, .no_details = true, .ids = NULL};
+    struct zoho_conn *dzc = zoho_conn_new(j->zc, j->stop);
+    int rc = write_batch(j, &o, &p, 1, dzc, err);
+    sync_job_count(j, 0, 0, 0, 0, zoho_conn_take_calls(dzc));
+    zoho_conn_free(dzc);
+    page_free(p);
+    return rc;
+}
+
+/* ---- small shared helpers ---- */
+
+bool sync_cfg_bool(const cJSON *cfg, const char *key, bool def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (cJSON_IsBool(v))
+        return cJSON_IsTrue(v);
+    return def;
+}
+
+long long sync_cfg_int(const cJSON *cfg, const char *key, long long def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (cJSON_IsNumber(v))
+        return (long long)v->valuedouble;
+    return def;
+}
+
+bool sync_job_stopping(struct sync_job *j)
+{
+    if (j->stop && atomic_load(j->stop))
+        return true;
+    if (j->cancelled && j->cancelled(j->arg)) {
+        if (j->stop)
+            atomic_store(j->stop, true);
+        return true;
+    }
+    return false;
+}
