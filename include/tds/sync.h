@@ -45,6 +45,7 @@ struct sync_stats {
     long long events;       /* tds.entity.* events written */
     long long images;       /* images stored */
     long long image_failed; /* images refused or unreachable */
+    long long images_pending; /* items whose image changed: left to an "images" run */
     long long missing, extra, stale; /* reconcile */
     long long enqueued;     /* queue items added for later fixes */
     long long duration_ms;
@@ -63,6 +64,8 @@ struct sync_job {
     PGconn *conn;                   /* autocommit; the job opens its own transactions */
     struct zoho_client *zc;         /* shared client */
     atomic_bool *stop;              /* raised: return soon (may be NULL) */
+    bool images_inline;             /* fetch changed images in this job (tds sync --wait)
+                                       instead of requesting an "images" run */
     const char *instance;           /* for DLQ "who" and logs (may be NULL) */
 
     /* Progress callbacks (each may be NULL).  add() receives deltas. */
@@ -92,6 +95,7 @@ int sync_stock_run(struct sync_job *j, char **err) TDS_MUST_CHECK;
 int sync_items_run(struct sync_job *j, char **err) TDS_MUST_CHECK;
 int sync_entity_run(struct sync_job *j, bool incremental, char **err) TDS_MUST_CHECK;
 int reconcile_run(struct sync_job *j, char **err) TDS_MUST_CHECK;
+/* (images_run is declared with the other image functions below.) */
 
 /*
  * The text of the statements of the bulk writer for entity, for the
@@ -143,6 +147,21 @@ const char *images_sniff(const unsigned char *data, size_t len);
  */
 int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, size_t n,
                 char **err) TDS_MUST_CHECK;
+
+/*
+ * The "images" run: fetches every image whose stored file is not the one of
+ * the item's current image_document_id (zoho.items.image_fetched_document_id),
+ * 100 items at a time, counting each item in the run's statistics.  Returns
+ * 0, or -1 with *err on a database error.
+ */
+int images_run(struct sync_job *j, char **err) TDS_MUST_CHECK;
+
+/*
+ * Asks the engines for an "images" run after run parent_id (same trigger),
+ * unless one is already pending or running.  *id (may be NULL) gets the new
+ * run's id, 0 when none was needed.  Returns 0, or -1 with *err.
+ */
+int images_request_run(PGconn *c, long long parent_id, long long *id, char **err) TDS_MUST_CHECK;
 
 /* --- CLI (cli_sync.c) --- */
 

@@ -491,6 +491,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
         .conn = conn,
         .zc = zc,
         .stop = &r.stop,
+        .images_inline = true, /* the caller waits for everything */
         .instance = r.instance,
         .add = r_add,
         .set_expected = r_expected,

@@ -101,9 +101,15 @@ static int record_path(struct sync_job *j, const char *id, const char *path, con
 {
     const char *p[3] = {id, path, hex};
     return db_cmd(j->conn,
-                  "UPDATE zoho.items SET image_path = $2, image_sha256 = $3 WHERE item_id = $1"
-                  " AND image_path IS DISTINCT FROM $2",
+                  "UPDATE zoho.items SET image_path = $2, image_sha256 = $3,"
+                  " image_fetched_document_id = image_document_id WHERE item_id = $1",
                   3, p, err);
+}
+
+/* This document's image cannot be had: no file, and not asked again. */
+static int give_up(struct sync_job *j, const char *id, char **err)
+{
+    return record_path(j, id, NULL, NULL, err);
 }
 
 int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, size_t n,
@@ -146,8 +152,13 @@ int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, s
             char *m = zoho_error_format(&ze);
             log_warn("run %lld: image of item %s: %s", j->run_id, ids[i], m);
             free(m);
+            bool transient = sync_zoho_transient(&ze);
             zoho_error_clear(&ze);
             j->stats.image_failed++;
+            /* A permanent refusal (404, ...) is not asked again for this
+             * document; a transient one is, by the next images run. */
+            if (!transient && give_up(j, ids[i], err) != 0)
+                return -1;
             continue;
         }
         const char *ext = images_sniff(b.data, b.len);
@@ -156,6 +167,8 @@ int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, s
                      ext == NULL ? "not a gif, png, jpeg, bmp or webp" : "larger than 7 MB");
             j->stats.image_failed++;
             zoho_blob_free(&b);
+            if (give_up(j, ids[i], err) != 0)
+                return -1;
             continue;
         }
         unsigned char dg[SHA256_DIGEST_LEN];
@@ -178,5 +191,89 @@ int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, s
             return -1;
         j->stats.images++;
     }
+    return 0;
+}
+
+int images_run(struct sync_job *j, char **err)
+{
+    PGresult *r = db_exec(j->conn,
+                          "SELECT count(*) FROM zoho.items WHERE image_document_id IS DISTINCT FROM"
+                          " image_fetched_document_id AND deleted_at IS NULL",
+                          0, NULL, err);
+    if (r == NULL)
+        return -1;
+    long long todo = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (j->set_expected)
+        j->set_expected(j->arg, todo);
+    struct zoho_conn *zconn = zoho_conn_new(j->zc, j->stop);
+    char *after = xstrdup("");
+    int rc = 0;
+    while (!sync_job_stopping(j)) {
+        /* Keyset over the partial index: failures left for later do not
+         * make the loop spin on them. */
+        const char *p[1] = {after};
+        r = db_exec(j->conn,
+                    "SELECT item_id FROM zoho.items WHERE image_document_id IS DISTINCT FROM"
+                    " image_fetched_document_id AND deleted_at IS NULL AND item_id > $1"
+                    " ORDER BY item_id LIMIT 100",
+                    1, p, err);
+        if (r == NULL) {
+            rc = -1;
+            break;
+        }
+        int n = PQntuples(r);
+        if (n == 0) {
+            PQclear(r);
+            break;
+        }
+        char **ids = xcalloc((size_t)n, sizeof *ids);
+        for (int i = 0; i < n; i++)
+            ids[i] = xstrdup(PQgetvalue(r, i, 0));
+        free(after);
+        after = xstrdup(ids[n - 1]);
+        PQclear(r);
+        long long ok0 = j->stats.images, failed0 = j->stats.image_failed;
+        rc = images_sync(j, zconn, ids, (size_t)n, err);
+        long long ok = j->stats.images - ok0, failed = j->stats.image_failed - failed0;
+        /* Counted as the run's items only when images are the run; inline
+         * (tds sync --wait) they are reported as images, not records. */
+        if (str_eq(j->run_type, "images"))
+            sync_job_count(j, n, ok, failed, n - ok - failed, 0);
+        for (int i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        if (rc != 0)
+            break;
+    }
+    free(after);
+    zoho_conn_free(zconn);
+    return rc;
+}
+
+int images_request_run(PGconn *c, long long parent_id, long long *id, char **err)
+{
+    char parent[32];
+    snprintf(parent, sizeof parent, "%lld", parent_id);
+    const char *p[1] = {parent};
+    /* One images run at a time is enough: it takes every image still due.
+     * The NOTIFY wakes an engine to claim it, as runs_request does. */
+    PGresult *r = db_exec(c,
+                          "WITH ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger,"
+                          "   config, requested_by)"
+                          " SELECT 'images', 'items', coalesce((SELECT trigger FROM tds.sync_runs"
+                          "   WHERE id = $1::bigint), 'cli'),"
+                          "   jsonb_build_object('after_run', $1::bigint), 'tds'"
+                          " WHERE NOT EXISTS (SELECT 1 FROM tds.sync_runs WHERE run_type = 'images'"
+                          "   AND status IN ('pending', 'running'))"
+                          " RETURNING id)"
+                          " SELECT id, pg_notify('tds_runs', id::text) FROM ins",
+                          1, p, err);
+    if (r == NULL)
+        return -1;
+    long long new_id = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    if (id)
+        *id = new_id;
     return 0;
 }

@@ -1241,9 +1241,10 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
             rc = fetch_locations(j, dzc, o->all_details ? &m.all : &m.changed, err);
             j->stats.details_ms += time_mono_ms() - t1;
         }
-        if (rc == 0 && is_items(o->d) && !o->dry_run && m.images.n && j->cfg &&
-            j->cfg->images.enabled)
-            rc = images_sync(j, dzc, m.images.v, m.images.n, err);
+        /* Images are fetched after the run (or by an "images" run): one
+         * API call each must never hold the records' writes back. */
+        if (rc == 0 && is_items(o->d) && !o->dry_run && j->cfg && j->cfg->images.enabled)
+            j->stats.images_pending += (long long)m.images.n;
     }
     idlist_free(&m.changed);
     idlist_free(&m.images);

@@ -39,6 +39,7 @@ char *sync_stats_json(const struct sync_stats *s)
     F(locations);
     F(events);
     F(images);
+    F(images_pending);
     F(image_failed);
     F(missing);
     F(extra);
@@ -97,9 +98,28 @@ int sync_job_run(struct sync_job *j, char **err)
         rc = sync_entity_run(j, true, err);
     else if (str_eq(t, "reconcile"))
         rc = reconcile_run(j, err);
+    else if (str_eq(t, "images"))
+        rc = images_run(j, err);
     else {
         *err = xasprintf("no sync job for run type \"%s\"", t);
         rc = -1;
+    }
+    /* Changed images: here when the caller waits (tds sync --wait), else
+     * in their own run, so pictures never hold the records' sync open. */
+    if (rc == 0 && j->stats.images_pending > 0 && !str_eq(t, "images") && !sync_job_stopping(j)) {
+        if (j->images_inline) {
+            rc = images_run(j, err);
+        } else {
+            long long id = 0;
+            char *e = NULL;
+            if (images_request_run(j->conn, j->run_id, &id, &e) != 0) {
+                log_warn("run %lld: cannot request the images run: %s", j->run_id, e);
+                free(e);
+            } else if (id > 0) {
+                log_info("run %lld: %lld image%s changed: fetched by run %lld", j->run_id,
+                         j->stats.images_pending, j->stats.images_pending == 1 ? "" : "s", id);
+            }
+        }
     }
     j->stats.duration_ms = time_mono_ms() - t0;
     char *e2 = NULL;
@@ -256,7 +276,8 @@ void sync_register_handlers(const struct tds_config *cfg, struct zoho_client *zc
     if (zc)
         client = zc;
     pthread_mutex_unlock(&client_mu);
-    static const char *const types[] = {"stock", "full", "incremental", "items", "reconcile"};
+    static const char *const types[] = {"stock", "full", "incremental", "items", "reconcile",
+                                        "images"};
     for (size_t i = 0; i < TDS_ARRAY_LEN(types); i++)
         engine_register_run_handler(types[i], run_handler, NULL);
     engine_register_item_handler(NULL, "upsert", refetch_handler, NULL);

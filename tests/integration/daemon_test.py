@@ -104,6 +104,9 @@ engine:
   dead_after_seconds: 5
 schedule:
   enabled: false
+images:
+  enabled: true
+  dir: "{tmp}/images"
 webhooks:
   listen: "{listen}"
   secret: daemon-test-secret-1
@@ -155,6 +158,23 @@ log:
 
     h = wait_for(health, 10)
     check("/health answers 200 healthy", h and h[0] == 200 and h[1]["status"] == "healthy", h)
+
+    # 2b. A stock sync asked of the fleet; the images it finds changed are
+    # fetched by a separate "images" run, not inside the stock run.
+    out = subprocess.run([TDS, "sync", "stock"], env=dict(env, TDS_DATABASE_URL=dsn),
+                         capture_output=True, text=True)
+    check("tds sync stock (no --wait) asks the engines", out.returncode == 0, out.stderr)
+    done = wait_for(lambda: psql(dsn, "SELECT status FROM tds.sync_runs WHERE run_type = 'stock'")
+                    in ("completed", "failed"), 60, 0.3)
+    check("the engine ran the stock sync", psql(dsn, "SELECT status FROM tds.sync_runs WHERE run_type = 'stock'") == "completed",
+          psql(dsn, "SELECT status, error FROM tds.sync_runs"))
+    img_run = wait_for(lambda: psql(dsn, "SELECT status FROM tds.sync_runs WHERE run_type = 'images'") == "completed", 60, 0.3)
+    check("an images run followed and completed", img_run, psql(dsn, "SELECT run_type, status, error FROM tds.sync_runs"))
+    want = psql(dsn, "SELECT count(*) FROM zoho.items WHERE image_document_id IS NOT NULL")
+    have = psql(dsn, "SELECT count(*) FROM zoho.items WHERE image_path IS NOT NULL")
+    check(f"images stored for every item that has one ({have}/{want})", want == have and int(want) > 0)
+    check("the stock run itself fetched no image",
+          psql(dsn, "SELECT coalesce(stats->>'images', '0') FROM tds.sync_runs WHERE run_type = 'stock'") == "0")
 
     # 3. SIGHUP with a good configuration: log.level changes.
     write_config(cfg1, f"127.0.0.1:{http_port}", level="debug")
