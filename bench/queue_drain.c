@@ -93,11 +93,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    /* QD_PHASE=fill: fill the queue and exit; QD_PHASE=drain: drain a queue
+     * filled before (profiling the drain alone, e.g. the server's CPU). */
+    const char *phase = getenv("QD_PHASE");
     const char *p[] = {argv[3]};
-    if (db_cmd(c, strcmp(mode, "noop") == 0 ? fill_noop : fill_items, 1, p, &err) != 0 ||
-        db_cmd(c, "VACUUM ANALYZE tds.sync_queue", 0, NULL, &err) != 0) {
+    if ((phase == NULL || strcmp(phase, "drain") != 0) &&
+        (db_cmd(c, strcmp(mode, "noop") == 0 ? fill_noop : fill_items, 1, p, &err) != 0 ||
+         db_cmd(c, "VACUUM ANALYZE tds.sync_queue", 0, NULL, &err) != 0)) {
         fprintf(stderr, "fill: %s\n", err);
         return 1;
+    }
+    if (phase != NULL && strcmp(phase, "fill") == 0) {
+        PQfinish(c);
+        config_loaded_free(&cl);
+        return 0;
     }
     engine_register_item_handler("noop", NULL, noop, NULL);
     struct engine *e = engine_new(&cl.cfg, "bench", "daemon", &err);

@@ -250,11 +250,36 @@ static int record_failure(struct worker *w, struct witem *wi, const char *why, b
     return 0;
 }
 
+/*
+ * Opens an apply transaction (fast or slow path).  Its COMMIT does not wait
+ * for the WAL flush (synchronous_commit = off, this transaction only), and
+ * that is safe: the batch's writes, its events and its queue completions
+ * (or failures) are all in this ONE transaction, so a crash can only lose
+ * all of it together.  Then the items are still 'processing' under their
+ * lease (claims are committed synchronously before), the janitor reclaims
+ * them when it expires, and they are applied again by idempotent upserts;
+ * their events were lost with the writes, so nothing is announced twice.
+ * PostgreSQL never exposes a torn state: an async commit is atomic, only
+ * its durability is deferred (at most wal_writer_delay x 3).  Enqueue and
+ * webhook inbox writes stay synchronous: those are promises to others.
+ */
+static int begin_apply(struct worker *w, char **err)
+{
+    PGresult *r = PQexec(w->conn, "BEGIN; SET LOCAL synchronous_commit = off");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *err = xasprintf("BEGIN: %s", PQerrorMessage(w->conn));
+        PQclear(r);
+        return -1;
+    }
+    PQclear(r);
+    return 0;
+}
+
 /* The fast path.  Returns 0 (committed), 1 (rolled back: replay item by item), -1 (connection). */
 static int apply_fast(struct worker *w, struct witem *items, int n)
 {
     char *err = NULL;
-    if (db_begin(w->conn, &err) != 0)
+    if (begin_apply(w, &err) != 0)
         goto fail;
     for (int i = 0; i < n; i++) {
         struct witem *head = &items[i];
@@ -321,7 +346,7 @@ fail:
 static int apply_slow(struct worker *w, struct witem *items, int n)
 {
     char *err = NULL;
-    if (db_begin(w->conn, &err) != 0)
+    if (begin_apply(w, &err) != 0)
         goto fail;
     for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
