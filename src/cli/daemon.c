@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -127,6 +128,7 @@ static void reload(const struct cli_globals *g, struct config_loaded *first,
 
 int cli_daemon(const struct cli_globals *g)
 {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* holds secrets: no core file, no same-user ptrace */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -1045,14 +1045,20 @@ static void resolve_secrets(struct loader *L)
 
 /* ---- rules between keys ------------------------------------------------------ */
 
-/* Reports msg at the place where key `at` was set (file line, or plain). */
-static void add_about(struct loader *L, const char *at, const char *msg)
+/* Reports msg, about two keys, where key `at` was set in the file, else
+ * where `other` was (the file caused it either way), else plain (both came
+ * from the environment). */
+static void add_about(struct loader *L, const char *at, const char *other, const char *msg)
 {
-    ssize_t i = schema_index(L, at);
-    if (i >= 0 && L->cl->sources[i] == CONFIG_SRC_FILE && L->cl->lines[i] > 0)
-        add_problem(L, 1, L->cl->lines[i], L->cols[i], "%s", msg);
-    else
-        add_problem(L, 2, 0, 0, "%s", msg);
+    const char *keys[2] = {at, other};
+    for (int k = 0; k < 2; k++) {
+        ssize_t i = schema_index(L, keys[k]);
+        if (i >= 0 && L->cl->sources[i] == CONFIG_SRC_FILE && L->cl->lines[i] > 0) {
+            add_problem(L, 1, L->cl->lines[i], L->cols[i], "%s", msg);
+            return;
+        }
+    }
+    add_problem(L, 2, 0, 0, "%s", msg);
 }
 
 static void cross_checks(struct loader *L)
@@ -1062,14 +1068,14 @@ static void cross_checks(struct loader *L)
         char *m = xasprintf("engine.retry.backoff_max_seconds: %d is less than "
                             "engine.retry.backoff_seconds (%d)",
                             c->engine.retry.backoff_max_seconds, c->engine.retry.backoff_seconds);
-        add_about(L, "engine.retry.backoff_max_seconds", m);
+        add_about(L, "engine.retry.backoff_max_seconds", "engine.retry.backoff_seconds", m);
         free(m);
     }
     if (c->engine.dead_after_seconds <= c->engine.heartbeat_seconds) {
         char *m = xasprintf("engine.dead_after_seconds: %d must be more than "
                             "engine.heartbeat_seconds (%d)",
                             c->engine.dead_after_seconds, c->engine.heartbeat_seconds);
-        add_about(L, "engine.dead_after_seconds", m);
+        add_about(L, "engine.dead_after_seconds", "engine.heartbeat_seconds", m);
         free(m);
     }
 }

@@ -40,6 +40,18 @@ static const struct {
     {"@hourly", "0 * * * *"},
 };
 
+/* A copy of s[0..len) for a message: bytes other than printable ASCII
+ * become '?', so a message never carries control characters or broken
+ * UTF-8 to a terminal or a log (cron lines are ASCII).  Caller frees. */
+static char *shown(const char *s, size_t len)
+{
+    char *r = xstrndup(s, len);
+    for (char *q = r; *q; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+            *q = '?';
+    return r;
+}
+
 /* Reads one value (number or name) at *p; returns 0 or -1 with *err set. */
 static int parse_value(const struct cron_field *f, const char **p, int *out, char **err)
 {
@@ -70,16 +82,21 @@ static int parse_value(const struct cron_field *f, const char **p, int *out, cha
                 return 0;
             }
         }
-        *err = xasprintf("%s: \"%.*s\" is not a %s name", f->name, (int)len, s,
+        char *w = shown(s, len);
+        *err = xasprintf("%s: \"%s\" is not a %s name", f->name, w,
                          f->names == month_names ? "month" : "weekday");
+        free(w);
         return -1;
     }
     size_t len = strcspn(s, ",-/");
     if (len == 0)
         *err = xasprintf("%s: a number is missing", f->name);
-    else
-        *err = xasprintf("%s: \"%.*s\" is not a number%s", f->name, (int)len, s,
+    else {
+        char *w = shown(s, len);
+        *err = xasprintf("%s: \"%s\" is not a number%s", f->name, w,
                          f->names == NULL ? "" : " or name");
+        free(w);
+    }
     return -1;
 }
 
@@ -88,13 +105,14 @@ static int parse_field(const struct cron_field *f, const char *text, size_t len,
                        char **err)
 {
     char *buf = xstrndup(text, len);
+    char *seen = shown(text, strlen(buf)); /* buf as a message shows it */
     int rc = -1;
     *bits = 0;
     const char *p = buf;
     for (;;) {
         int lo, hi, step = 1;
         if (*p == ',' || *p == '\0') {
-            *err = xasprintf("%s: empty item in list \"%s\"", f->name, buf);
+            *err = xasprintf("%s: empty item in list \"%s\"", f->name, seen);
             goto out;
         }
         if (*p == '*') {
@@ -114,7 +132,8 @@ static int parse_field(const struct cron_field *f, const char *text, size_t len,
                     goto out;
                 }
             } else if (*p == '/') {
-                hi = f->hi == 7 ? 6 : f->hi; /* "5/10": from 5 to the end, every 10 */
+                /* "5/10": from 5 to the end, every 10 ("7/2" in day-of-week: Sunday) */
+                hi = f->hi == 7 && lo < 7 ? 6 : f->hi;
             }
         }
         if (*p == '/') {
@@ -140,13 +159,15 @@ static int parse_field(const struct cron_field *f, const char *text, size_t len,
         if (*p == '\0')
             break;
         if (*p != ',') {
-            *err = xasprintf("%s: unexpected '%c' in \"%s\"", f->name, *p, buf);
+            *err = xasprintf("%s: unexpected '%c' in \"%s\"", f->name,
+                             seen[p - buf], seen);
             goto out;
         }
         p++;
     }
     rc = 0;
 out:
+    free(seen);
     free(buf);
     return rc;
 }
@@ -172,9 +193,11 @@ int cron_parse(const char *s, struct cron_expr *out, char **err)
             if (strlen(macros[i].name) == len && strncasecmp(s, macros[i].name, len) == 0 &&
                 *rest == '\0')
                 return cron_parse(macros[i].expr, out, err);
-        *err = xasprintf("unknown cron macro \"%.*s\" (use @yearly, @monthly, @weekly, @daily or "
+        char *w = shown(s, len);
+        *err = xasprintf("unknown cron macro \"%s\" (use @yearly, @monthly, @weekly, @daily or "
                          "@hourly)",
-                         (int)len, s);
+                         w);
+        free(w);
         return -1;
     }
     const char *start[6];

@@ -94,6 +94,36 @@ bool webhook_signature_ok(const char *key, const unsigned char *body, size_t len
     return str_consttime_eq(want, SHA256_HEX_LEN, given, SHA256_HEX_LEN);
 }
 
+/*
+ * Outside text (a path segment, a JSON key) for a one-line error message:
+ * at most 64 bytes, cut at a character boundary, control characters and
+ * broken UTF-8 as '?', so the message is valid UTF-8 for tds.inbox and one
+ * line for the log.  Caller frees.
+ */
+static char *quoted_name(const char *s)
+{
+    size_t n = strlen(s), o = 0, i = 0;
+    char *out = xmalloc(n < 64 ? n + 1 : 65);
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        bool ok = c >= 0x80 ? i + len <= n && webhook_utf8_valid((const unsigned char *)s + i, len)
+                            : c >= 0x20 && c != 0x7f;
+        if (!ok)
+            len = 1;
+        if (o + len > 64)
+            break;
+        if (ok)
+            memcpy(out + o, s + i, len);
+        else
+            out[o] = '?';
+        o += len;
+        i += len;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static void verdict(struct webhook_verdict *v, int status, const char *fmt, ...) TDS_PRINTF(3, 4);
 static void verdict(struct webhook_verdict *v, int status, const char *fmt, ...)
 {
@@ -273,8 +303,11 @@ static void find_record(struct webhook_verdict *v, const struct entity_desc *pat
         *rec = payload;
         return;
     }
-    if (first_key)
-        verdict(v, 404, "unknown entity \"%.64s\"", first_key);
+    if (first_key) {
+        char *q = quoted_name(first_key);
+        verdict(v, 404, "unknown entity \"%s\"", q);
+        free(q);
+    }
     else
         verdict(v, 400, "cannot tell the entity: no top-level key names one");
 }
@@ -352,7 +385,9 @@ void webhook_evaluate(const struct webhook_auth *auth, const struct webhook_requ
     if (ent_part) {
         path_entity = entity_find(ent_part);
         if (path_entity == NULL) {
-            verdict(v, 404, "unknown entity \"%.64s\"", ent_part);
+            char *q = quoted_name(ent_part);
+            verdict(v, 404, "unknown entity \"%s\"", q);
+            free(q);
             return;
         }
     }

@@ -64,11 +64,27 @@ static bool digits_n(const char *s, int n)
     return true;
 }
 
+static int num2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* The date at s (YYYY-MM-DD, digits already checked) exists, so PostgreSQL
+ * takes it ("2013-02-30" would fail the whole statement). */
+static bool date_exists(const char *s)
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = num2(s) * 100 + num2(s + 2), m = num2(s + 5), d = num2(s + 8);
+    if (y < 1 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+        return false;
+    return m != 2 || d < 29 || (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
+}
+
 /* YYYY-MM-DD */
 static bool is_date(const char *s)
 {
     return strlen(s) == 10 && digits_n(s, 4) && s[4] == '-' && digits_n(s + 5, 2) &&
-           s[7] == '-' && digits_n(s + 8, 2);
+           s[7] == '-' && digits_n(s + 8, 2) && date_exists(s);
 }
 
 /* YYYY-MM-DD[T ]HH:MM[:SS[.f+]][Z|(+|-)HH[:]MM] */
@@ -76,11 +92,12 @@ static bool is_timestamp(const char *s)
 {
     if (strlen(s) < 16 || !digits_n(s, 4) || s[4] != '-' || !digits_n(s + 5, 2) || s[7] != '-' ||
         !digits_n(s + 8, 2) || (s[10] != 'T' && s[10] != ' ') || !digits_n(s + 11, 2) ||
-        s[13] != ':' || !digits_n(s + 14, 2))
+        s[13] != ':' || !digits_n(s + 14, 2) || !date_exists(s) || num2(s + 11) > 23 ||
+        num2(s + 14) > 59)
         return false;
     const char *p = s + 16;
     if (*p == ':') {
-        if (!digits_n(p + 1, 2))
+        if (!digits_n(p + 1, 2) || num2(p + 1) > 60)
             return false;
         p += 3;
         if (*p == '.') {
@@ -96,12 +113,12 @@ static bool is_timestamp(const char *s)
     if (*p != '+' && *p != '-')
         return false;
     p++;
-    if (!digits_n(p, 2))
+    if (!digits_n(p, 2) || num2(p) > 15) /* PostgreSQL's limit for an offset */
         return false;
     p += 2;
     if (*p == ':')
         p++;
-    return (*p == '\0') || (digits_n(p, 2) && p[2] == '\0');
+    return (*p == '\0') || (digits_n(p, 2) && num2(p) <= 59 && p[2] == '\0');
 }
 
 /* Converts one field; *out NULL for SQL NULL.  Returns NULL or a message. */
@@ -185,7 +202,14 @@ static char *map_value(const struct entity_column *col, const cJSON *v, char **o
 static char *show_value(const cJSON *v)
 {
     char *js = cJSON_PrintUnformatted(v);
-    char *s = xstrndup(js ? js : "?", 40);
+    const char *t = js ? js : "?";
+    size_t n = strlen(t);
+    if (n > 40) {
+        n = 40; /* cut before a character, not inside one (the text goes to UTF-8 columns) */
+        while (n > 0 && ((unsigned char)t[n] & 0xc0) == 0x80)
+            n--;
+    }
+    char *s = xstrndup(t, n);
     cJSON_free(js);
     for (char *p = s; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)

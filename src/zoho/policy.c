@@ -5,6 +5,7 @@
  * with full jitter, Retry-After, the pacing arithmetic of the rate limiter,
  * Zoho's time format and page_context.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -210,10 +211,13 @@ static int json_int(const cJSON *o, const char *key, bool *present)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     long long x;
     *present = true;
-    if (cJSON_IsNumber(v))
-        return (int)v->valuedouble;
+    /* Clamped: a page_context that lies must not overflow an int (UB). */
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        return d != d ? 0 : d >= INT_MAX ? INT_MAX : d <= INT_MIN ? INT_MIN : (int)d;
+    }
     if (cJSON_IsString(v) && str_to_ll(v->valuestring, &x))
-        return (int)x;
+        return x >= INT_MAX ? INT_MAX : x <= INT_MIN ? INT_MIN : (int)x;
     *present = false;
     return 0;
 }
