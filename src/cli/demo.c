@@ -27,9 +27,10 @@
 #include "tds/cli.h"
 #include "tds/demo.h"
 #include "tds/log.h"
+#include "tds/runs.h"
 #include "tds/tui.h"
 
-#define DEMO_SIM_ITEMS "3000"
+#define DEMO_SIM_ITEMS "1000"
 #define DEMO_SIM_SEED "7"
 #define DEMO_WEBHOOK_SECRET "demo-webhook-secret-0001"
 
@@ -396,6 +397,30 @@ static void set_str(char **field, char *value)
     *field = value;
 }
 
+/* A new demo has nothing synced yet: ask for a stock sync and a full sync
+ * of everything, so the first screen shows the engine at work. */
+static void first_syncs(PGconn *c)
+{
+    char *err = NULL;
+    PGresult *r = db_exec(c, "SELECT NOT EXISTS (SELECT 1 FROM tds.sync_runs)", 0, NULL, &err);
+    if (r == NULL) {
+        free(err);
+        return;
+    }
+    bool fresh = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!fresh)
+        return;
+    long long id = 0;
+    if (runs_request(c, "stock", "items", "manual", "{\"source\":\"demo\"}", "demo", &id, &err) != 0 ||
+        runs_request(c, "full", NULL, "manual", "{\"source\":\"demo\"}", "demo", &id, &err) != 0) {
+        progress("could not request the first syncs: %s", err);
+        free(err);
+        return;
+    }
+    progress("first syncs requested: stock levels, then every entity");
+}
+
 int demo_start(struct demo_env *env, struct tds_config *cfg, char **err)
 {
     memset(env, 0, sizeof *env);
@@ -435,6 +460,7 @@ int demo_start(struct demo_env *env, struct tds_config *cfg, char **err)
         demo_stop(env);
         return -1;
     }
+    first_syncs(c);
     PQfinish(c);
     progress("database ready (%d migration%s applied); simulator on 127.0.0.1:%d", applied,
              applied == 1 ? "" : "s", env->sim_port);
