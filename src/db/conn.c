@@ -36,6 +36,15 @@ static char *server_name(PGconn *c)
     return xasprintf("%s:%s", host, str_empty(port) ? "5432" : port);
 }
 
+/* Server notices go to the log, not to stderr, where libpq would print
+ * them by default: under the console that would scribble on the screen. */
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strcspn(message, "\n");
+    log_debug("database: %.*s", (int)n, message);
+}
+
 /* Timestamps are exchanged in UTC whatever the server's default. */
 static void set_utc(PGconn *c)
 {
@@ -72,6 +81,7 @@ PGconn *db_connect(const struct tds_config *cfg, char **err)
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, notice_to_log, NULL);
     set_utc(c);
     return c;
 }

@@ -342,6 +342,11 @@ void *runs_job_main(void *arg)
         status = "cancelled";
     else if (atomic_load(&e->stop))
         status = "interrupted";
+    else if (ctx->conn != NULL && PQstatus(ctx->conn) != CONNECTION_OK)
+        /* The database went away under the run (a restart, a failover):
+         * nothing was wrong with the work itself, so the janitor resumes it
+         * once the database is back, as for a run whose engine died. */
+        status = "interrupted";
     else
         status = "failed";
     if (strcmp(status, "cancelled") == 0 && err == NULL)

@@ -249,6 +249,11 @@ void tui_adopt(struct tui *t, struct tui_snapshot *s)
         return;
     }
     if (!s->ok && t->snap) { /* keep the last data on screen, flag the outage */
+        /* Reachability changed: repaint everything, so nothing drawn before
+         * the outage (or written to the terminal behind curses' back by a
+         * library) survives on screen. */
+        if (t->snap->ok)
+            clearok(curscr, TRUE);
         free(t->snap->error);
         t->snap->error = s->error;
         s->error = NULL;
@@ -261,6 +266,8 @@ void tui_adopt(struct tui *t, struct tui_snapshot *s)
         return;
     }
     struct tui_snapshot *old = t->snap;
+    if (old != NULL && !old->ok)
+        clearok(curscr, TRUE); /* back from an outage: see above */
     t->snap = s;
     for (int i = 0; i < PANE_N; i++)
         t->panes[i].ops->on_data(t, &t->panes[i], s);

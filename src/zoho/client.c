@@ -16,6 +16,7 @@
 
 #include "tds/db.h"
 #include "tds/log.h"
+#include "tds/alerts.h"
 #include "zoho_internal.h"
 
 #define JSON_MAX_BODY (64u * 1024u * 1024u)
@@ -489,6 +490,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
                            "(authorization or scope problem)",
                            why);
             free(why);
+            zoho_auth_alert(zc, e);
             break;
         }
         if (act == ZA_FAIL_DAY) {
@@ -713,4 +715,26 @@ void zoho_blob_free(struct zoho_blob *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+void zoho_auth_alert(struct zoho_client *zc, const struct zoho_error *e)
+{
+    if (zc->db_rl == NULL)
+        return; /* no database (tests, benchmarks): the caller's error says it */
+    char *msg = zoho_error_format(e);
+    struct alert_spec a = {
+        .type = "zoho_auth",
+        .severity = ALERT_CRITICAL,
+        .title = "Zoho authentication failing: every sync is stopped",
+        .message = msg,
+        .dedup_key = "zoho_auth",
+    };
+    char *err = NULL;
+    pthread_mutex_lock(&zc->rl_mu);
+    if (alerts_raise(zc->db_rl, &a, NULL, NULL, &err) != 0) {
+        log_warn("zoho: cannot raise the zoho_auth alert: %s", err);
+        free(err);
+    }
+    pthread_mutex_unlock(&zc->rl_mu);
+    free(msg);
 }

@@ -530,6 +530,10 @@ int zoho_token_current(struct zoho_conn *c, struct zoho_error *e)
             explicit_bzero(bad, strlen(bad));
             free(bad);
         }
+        /* Rejected credentials stop every sync: say so where people look.
+         * (One attempt a minute at most: the cooldown below.) */
+        if (rc != 0 && e2.kind == ZOHO_ERR_AUTH)
+            zoho_auth_alert(zc, &e2);
 
         pthread_mutex_lock(&zc->tok_mu);
         zc->refreshing = false;

@@ -289,4 +289,9 @@ char *zoho_outside_text(const char *s, size_t max);
 /* Logs once per minute at most about coordination database trouble. */
 void zoho_db_warn(struct zoho_client *zc, const char *what, const char *err);
 
+/* Raises (or bumps) the critical zoho_auth alert with e's message, through
+ * the limiter's connection; the janitor resolves it once calls succeed.
+ * Call with no client lock held.  Can't fail (a failure is logged). */
+void zoho_auth_alert(struct zoho_client *zc, const struct zoho_error *e);
+
 #endif
