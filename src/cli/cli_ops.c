@@ -177,7 +177,7 @@ int cli_status(const struct cli_globals *g, int argc, char **argv)
     health_compute(c, &cl.cfg, &h);
     if (c == NULL) {
         free(h.reasons[0]);
-        h.reasons[0] = xasprintf("%s", err);
+        h.reasons[0] = xstrdup(err);
         free(err);
     }
     if (o.json) {

@@ -461,13 +461,17 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     r.run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     log_set_context("run %lld", r.run_id);
-    char *data = xasprintf("{\"run_type\":\"%s\",\"owner\":\"%s\"}", rq->run_type, r.instance);
+    cJSON *started = cJSON_CreateObject();
+    cJSON_AddStringToObject(started, "run_type", rq->run_type);
+    cJSON_AddStringToObject(started, "owner", r.instance);
+    char *data = cJSON_PrintUnformatted(started);
+    cJSON_Delete(started);
     if (events_emit(conn, EV_SYNC_STARTED, r.run_id, rq->entity, NULL, data, &err) != 0) {
         log_warn("run %lld: %s", r.run_id, err);
         free(err);
         err = NULL;
     }
-    free(data);
+    cJSON_free(data);
     if (!rq->json || r.tty)
         fprintf(stderr, "tds: run %lld: %s%s%s started\n", r.run_id, rq->run_type,
                 rq->entity ? " " : "", rq->entity ? rq->entity : "");

@@ -179,7 +179,9 @@ int tui_filter_where(enum tui_pane_id pane, const struct tui_request *rq, int fi
 /* ------------------------------------------------------------------ */
 /* Queries */
 
-static struct tui_rs *rs_from_pg(PGresult *r)
+/* A result as an immutable row set, every cell sanitized with the
+ * console's flags plus extra (SANITIZE_MULTILINE keeps indented JSON). */
+static struct tui_rs *rs_from_pg_flags(PGresult *r, unsigned extra)
 {
     int nc = PQnfields(r), nr = PQntuples(r);
     struct tui_rs *rs = tui_rs_new(nc, nr);
@@ -190,24 +192,19 @@ static struct tui_rs *rs_from_pg(PGresult *r)
             if (!PQgetisnull(r, i, c))
                 rs->cell[(long)i * nc + c] =
                     sanitize_text(PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
-                                  tui_sanitize_flags());
+                                  extra | tui_sanitize_flags());
     return rs;
+}
+
+static struct tui_rs *rs_from_pg(PGresult *r)
+{
+    return rs_from_pg_flags(r, 0);
 }
 
 /* rs_from_pg keeping line breaks (indented JSON). */
 static struct tui_rs *rs_from_pg_multiline(PGresult *r)
 {
-    int nc = PQnfields(r), nr = PQntuples(r);
-    struct tui_rs *rs = tui_rs_new(nc, nr);
-    for (int c = 0; c < nc; c++)
-        rs->names[c] = xstrdup(PQfname(r, c));
-    for (int i = 0; i < nr; i++)
-        for (int c = 0; c < nc; c++)
-            if (!PQgetisnull(r, i, c))
-                rs->cell[(long)i * nc + c] =
-                    sanitize_text(PQgetvalue(r, i, c), (size_t)PQgetlength(r, i, c),
-                                  SANITIZE_MULTILINE | tui_sanitize_flags());
-    return rs;
+    return rs_from_pg_flags(r, SANITIZE_MULTILINE);
 }
 
 /* Runs sql into snapshot slot q.  A failure is noted in s->error (the
