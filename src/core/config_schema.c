@@ -123,7 +123,7 @@ static const struct config_key schema[] = {
         "items per Zoho page (Zoho allows at most 200)"),
 
     /* images: item images downloaded next to the data */
-    BOOL("images.enabled", images.enabled, "true", true, NULL, "download item images"),
+    BOOL("images.enabled", images.enabled, "true", true, NULL, "download item images (in their own \"images\" run)"),
     PATH("images.dir", images.dir, "/var/lib/tds/images", false,
          "directory where item images are stored"),
 
