@@ -73,6 +73,11 @@ struct entity_record {
  */
 int entity_map_record(const struct entity_desc *d, const cJSON *rec, struct entity_record *out,
                       char **err) TDS_MUST_CHECK;
+/* The two halves of entity_map_record: id and typed values (raw left
+ * NULL), then raw for a record mapped so.  Same returns. */
+int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct entity_record *out,
+                      char **err) TDS_MUST_CHECK;
+int entity_map_raw(struct entity_record *r, const cJSON *rec, char **err) TDS_MUST_CHECK;
 void entity_record_free(struct entity_record *r);
 
 #endif

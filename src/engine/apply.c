@@ -140,7 +140,9 @@ static char *build_upsert(const struct entity_desc *d, bool queued, bool strict)
     strbuf_printf(&sb, ", doc, now(), NULL FROM src ON CONFLICT (%s) DO UPDATE SET ", d->id_field);
     for (size_t i = 0; i < nc; i++)
         strbuf_printf(&sb, "%s = EXCLUDED.%s, ", d->columns[i].column, d->columns[i].column);
-    strbuf_puts(&sb, "raw = EXCLUDED.raw, synced_at = EXCLUDED.synced_at, deleted_at = NULL");
+    /* row_hash: the bulk merge's memory of a listing; NULL = compare again. */
+    strbuf_puts(&sb, "raw = EXCLUDED.raw, row_hash = NULL, synced_at = EXCLUDED.synced_at,"
+                     " deleted_at = NULL");
     if (lmt)
         strbuf_puts(&sb, " WHERE t.last_modified_time IS NULL"
                          " OR EXCLUDED.last_modified_time >= t.last_modified_time");

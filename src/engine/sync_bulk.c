@@ -59,17 +59,24 @@ static const char *sql_type(enum entity_coltype t)
     }
 }
 
-static bool desc_has(const struct entity_desc *d, const char *col)
-{
-    for (size_t i = 0; i < entity_ncolumns(d); i++)
-        if (str_eq(d->columns[i].column, col))
-            return true;
-    return false;
-}
 
 static bool is_items(const struct entity_desc *d)
 {
     return str_eq(d->name, "items");
+}
+
+/* Index of column col in d, or -1. */
+static int desc_col(const struct entity_desc *d, const char *col)
+{
+    for (size_t i = 0; i < entity_ncolumns(d); i++)
+        if (str_eq(d->columns[i].column, col))
+            return (int)i;
+    return -1;
+}
+
+static bool desc_has(const struct entity_desc *d, const char *col)
+{
+    return desc_col(d, col) >= 0;
 }
 
 static char *build_stage(const struct entity_desc *d)
@@ -78,7 +85,7 @@ static char *build_stage(const struct entity_desc *d)
     strbuf_printf(&sb, "CREATE TEMP TABLE IF NOT EXISTS tds_stage_%s (zid text", d->name);
     for (size_t i = 0; i < entity_ncolumns(d); i++)
         strbuf_printf(&sb, ", %s %s", d->columns[i].column, sql_type(d->columns[i].type));
-    strbuf_puts(&sb, ", raw text) ON COMMIT DELETE ROWS");
+    strbuf_puts(&sb, ", raw text, rhash bigint) ON COMMIT DELETE ROWS");
     return strbuf_detach(&sb);
 }
 
@@ -88,7 +95,7 @@ static char *build_copy(const struct entity_desc *d)
     strbuf_printf(&sb, "COPY pg_temp.tds_stage_%s (zid", d->name);
     for (size_t i = 0; i < entity_ncolumns(d); i++)
         strbuf_printf(&sb, ", %s", d->columns[i].column);
-    strbuf_puts(&sb, ", raw) FROM STDIN");
+    strbuf_puts(&sb, ", raw, rhash) FROM STDIN");
     return strbuf_detach(&sb);
 }
 
@@ -117,6 +124,12 @@ static void put_common(struct strbuf *sb, const struct entity_desc *d)
                   d->name, lmt ? ", last_modified_time DESC NULLS LAST" : "");
     strbuf_printf(sb, " w AS (SELECT s.*, t.%s IS NULL OR t.deleted_at IS NOT NULL AS is_new, %s AS olmt",
                   d->id_field, lmt ? "t.last_modified_time" : "NULL::timestamptz");
+    /* typed: a value the columns show changed (else only raw: no event) */
+    strbuf_printf(sb, ", t.%s IS NULL OR t.deleted_at IS NOT NULL OR ", d->id_field);
+    put_row(sb, d, "t");
+    strbuf_puts(sb, " IS DISTINCT FROM ");
+    put_row(sb, d, "s");
+    strbuf_puts(sb, " AS typed");
     if (items)
         strbuf_puts(sb, ", t.item_id IS NOT NULL AS had, t.stock_on_hand AS osoh,"
                         " t.available_stock AS oavs, t.actual_available_stock AS oaas,"
@@ -127,7 +140,7 @@ static void put_common(struct strbuf *sb, const struct entity_desc *d)
     put_row(sb, d, "t");
     strbuf_puts(sb, " IS DISTINCT FROM ");
     put_row(sb, d, "s");
-    strbuf_putc(sb, ')');
+    strbuf_puts(sb, " OR t.row_hash IS DISTINCT FROM s.rhash)");
     if (lmt)
         strbuf_puts(sb, " AND (t.last_modified_time IS NULL OR s.last_modified_time IS NULL"
                         " OR s.last_modified_time >= t.last_modified_time)");
@@ -159,19 +172,19 @@ static char *build_merge(const struct entity_desc *d)
     strbuf_printf(&sb, " up AS (INSERT INTO %s AS t (%s", d->table, d->id_field);
     for (size_t i = 0; i < nc; i++)
         strbuf_printf(&sb, ", %s", d->columns[i].column);
-    strbuf_puts(&sb, ", raw, synced_at, deleted_at) SELECT zid");
+    strbuf_puts(&sb, ", raw, row_hash, synced_at, deleted_at) SELECT zid");
     for (size_t i = 0; i < nc; i++)
         strbuf_printf(&sb, ", %s", d->columns[i].column);
-    strbuf_printf(&sb, ", raw::jsonb, now(), NULL FROM w ORDER BY zid ON CONFLICT (%s) DO UPDATE SET ",
+    strbuf_printf(&sb, ", raw::jsonb, rhash, now(), NULL FROM w ORDER BY zid ON CONFLICT (%s) DO UPDATE SET ",
                   d->id_field);
     for (size_t i = 0; i < nc; i++)
         strbuf_printf(&sb, "%s = EXCLUDED.%s, ", d->columns[i].column, d->columns[i].column);
-    strbuf_puts(&sb, "raw = EXCLUDED.raw, synced_at = EXCLUDED.synced_at, deleted_at = NULL"
-                     " WHERE (t.deleted_at IS NOT NULL OR ");
+    strbuf_puts(&sb, "raw = EXCLUDED.raw, row_hash = EXCLUDED.row_hash, synced_at = EXCLUDED.synced_at,"
+                     " deleted_at = NULL WHERE (t.deleted_at IS NOT NULL OR ");
     put_row(&sb, d, "t");
     strbuf_puts(&sb, " IS DISTINCT FROM ");
     put_row(&sb, d, "EXCLUDED");
-    strbuf_putc(&sb, ')');
+    strbuf_puts(&sb, " OR t.row_hash IS DISTINCT FROM EXCLUDED.row_hash)");
     if (lmt)
         strbuf_puts(&sb, " AND (t.last_modified_time IS NULL OR EXCLUDED.last_modified_time IS NULL"
                          " OR EXCLUDED.last_modified_time >= t.last_modified_time)");
@@ -192,16 +205,19 @@ static char *build_merge(const struct entity_desc *d)
                          " 'actual_available_stock', w.oaas) END,"
                          " 'new', jsonb_build_object('stock_on_hand', up.soh, 'available_stock',"
                          " up.avs, 'actual_available_stock', up.aas)");
-    strbuf_puts(&sb, ") FROM up JOIN w ON w.zid = up.zid ORDER BY up.zid RETURNING 1)");
+    strbuf_puts(&sb, ") FROM up JOIN w ON w.zid = up.zid WHERE w.typed ORDER BY up.zid RETURNING 1),");
+    /* the rows written for a typed change (others only refreshed raw) */
+    strbuf_printf(&sb, " ch AS (SELECT up.*, w.is_new, %s AS newimg"
+                       " FROM up JOIN w ON w.zid = up.zid WHERE w.typed)",
+                  items ? "w.oimg IS DISTINCT FROM up.img" : "false");
     strbuf_puts(&sb, " SELECT (SELECT count(*) FROM s),");
     put_skipped(&sb, d);
-    strbuf_puts(&sb, " (SELECT count(*) FROM up),"
-                     " (SELECT count(*) FROM up JOIN w ON w.zid = up.zid WHERE w.is_new),"
+    strbuf_puts(&sb, " (SELECT count(*) FROM ch),"
+                     " (SELECT count(*) FROM ch WHERE is_new),"
                      " (SELECT count(*) FROM ev),"
-                     " (SELECT string_agg(zid, ',') FROM up),");
+                     " (SELECT string_agg(zid, ',') FROM ch),");
     if (items)
-        strbuf_puts(&sb, " (SELECT string_agg(up.zid, ',') FROM up JOIN w ON w.zid = up.zid"
-                         "   WHERE up.img IS DISTINCT FROM w.oimg),"
+        strbuf_puts(&sb, " (SELECT string_agg(zid, ',') FROM ch WHERE newimg),"
                          " CASE WHEN $4::boolean THEN (SELECT string_agg(s.zid, ',') FROM s"
                          "   WHERE s.zid IN (SELECT zid FROM up) OR EXISTS (SELECT 1 FROM"
                          "   zoho.items t WHERE t.item_id = s.zid AND t.deleted_at IS NULL)) END");
@@ -218,7 +234,7 @@ static char *build_dry(const struct entity_desc *d)
     strbuf_puts(&sb, " nothing AS (SELECT 1)");
     strbuf_puts(&sb, " SELECT (SELECT count(*) FROM s),");
     put_skipped(&sb, d);
-    strbuf_puts(&sb, " (SELECT count(*) FROM w), (SELECT count(*) FROM w WHERE is_new), 0,"
+    strbuf_puts(&sb, " (SELECT count(*) FROM w WHERE typed), (SELECT count(*) FROM w WHERE is_new), 0,"
                      " NULL::text, NULL::text, CASE WHEN $4::boolean THEN NULL::text END"
                      " WHERE $1::bigint IS NULL OR $2::text IS NOT NULL");
     return strbuf_detach(&sb);
@@ -297,6 +313,16 @@ char *sync_bulk_sql_text(const char *entity, const char *which)
 
 int sync_bulk_prepare(PGconn *c, const struct entity_desc *d, char **err)
 {
+    /* The staged raw text is compressed when a row is over ~2 KB: lz4, where
+     * the server has it, costs half of what pglz does (see 0008_bulk_perf). */
+    if (db_cmd(c,
+               "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings"
+               " WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)",
+               0, NULL, err) != 0)
+        return -1;
+    /* A batch's rows (~5 MB for 2,000 items) are sorted in memory, not on disk. */
+    if (db_cmd(c, "SET work_mem = '64MB'", 0, NULL, err) != 0)
+        return -1;
     if (db_cmd(c, bulk_sql(d, BSQL_STAGE), 0, NULL, err) != 0)
         return -1;
     if (is_items(d) && (db_cmd(c, SQL_LOC_STAGE, 0, NULL, err) != 0 ||
@@ -494,12 +520,15 @@ struct bfail {
 struct bpage {
     struct strbuf rows, locs, locitems;
     int nrec;           /* rows rendered */
+    int nsame;          /* listed, stored already exactly so: not staged */
+    int nskip;          /* with_stock_only: no stock there nor here: not staged */
     struct bfail *fails;
     int nfail, capfail;
     char *ctime, *cids;  /* cursor after this page */
     long long api;
     long long details;  /* /itemdetails requests made for this page */
     long long details_ms;
+    cJSON *recs;        /* a listed page not mapped yet (lister -> fetch thread) */
     struct bpage *next;
 };
 
@@ -518,6 +547,7 @@ static void page_free(struct bpage *p)
     free(p->fails);
     free(p->ctime);
     free(p->cids);
+    cJSON_Delete(p->recs);
     free(p);
 }
 
@@ -536,11 +566,119 @@ static void page_fail(struct bpage *p, const char *id, const cJSON *rec, char *r
     p->nfail++;
 }
 
-/* Maps every record of arr into p.  with_locs: render locations carried by the records. */
-static void page_render(struct bpage *p, const struct entity_desc *d, const cJSON *arr,
-                        bool with_locs)
+/* A list of owned strings. */
+struct idvec {
+    char **v;
+    size_t n, cap;
+};
+
+static void idvec_push(struct idvec *l, const char *s)
 {
-    size_t nc = entity_ncolumns(d);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
+    }
+    l->v[l->n++] = xstrdup(s);
+}
+
+static void idvec_clear(struct idvec *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Moves one failure into p (f's strings now belong to p). */
+static void page_fail_take(struct bpage *p, struct bfail *f)
+{
+    if (p->nfail == p->capfail) {
+        p->capfail = p->capfail ? p->capfail * 2 : 4;
+        p->fails = xreallocarray(p->fails, (size_t)p->capfail, sizeof *p->fails);
+    }
+    p->fails[p->nfail++] = *f;
+    memset(f, 0, sizeof *f);
+}
+
+/* Where one rendered row sits in a page, and what the classification needs. */
+struct rowmeta {
+    struct entity_record r;     /* id and typed values (raw not yet) */
+    const cJSON *rec;
+    long long hash;
+};
+
+static void rowmeta_free(struct rowmeta *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        entity_record_free(&m[i].r);
+    free(m);
+}
+
+static unsigned long long fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* FNV-1a over a JSON value's structure: types, keys, strings, numbers. */
+static unsigned long long json_hash(unsigned long long h, const cJSON *v)
+{
+    unsigned char tag = (unsigned char)(v->type & 0xff);
+    h = fnv(h, &tag, 1);
+    if (v->string)
+        h = fnv(h, v->string, strlen(v->string) + 1);
+    if (cJSON_IsString(v) || cJSON_IsRaw(v))
+        h = fnv(h, v->valuestring, strlen(v->valuestring) + 1);
+    else if (cJSON_IsNumber(v))
+        h = fnv(h, &v->valuedouble, sizeof v->valuedouble);
+    else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+        for (const cJSON *c = v->child; c; c = c->next)
+            h = json_hash(h, c);
+        h = fnv(h, "]", 1);
+    }
+    return h;
+}
+
+/* The hash stored in row_hash for a record: signed, as a bigint holds it. */
+static long long record_hash(const cJSON *rec)
+{
+    unsigned long long h = json_hash(14695981039346656037ULL, rec);
+    long long v;
+    memcpy(&v, &h, sizeof v);
+    return v;
+}
+
+/* Appends a mapped record (raw included) as one COPY row of the stage. */
+static void render_row(struct bpage *p, const struct entity_record *r, long long hash)
+{
+    size_t nc = entity_ncolumns(r->desc);
+    copy_field(&p->rows, r->id);
+    for (size_t i = 0; i < nc; i++) {
+        strbuf_putc(&p->rows, '\t');
+        copy_field(&p->rows, r->values[i]);
+    }
+    strbuf_putc(&p->rows, '\t');
+    copy_field(&p->rows, r->raw);
+    strbuf_printf(&p->rows, "\t%lld\n", hash);
+    p->nrec++;
+}
+
+/*
+ * Maps every record of arr into p.  with_locs: render locations carried by
+ * the records.  metap (or NULL): the rows are not rendered yet, but left in
+ * *metap (one per record counted in p->nrec, arr must outlive them) for
+ * page_classify, which renders the ones to be written.
+ */
+static void page_render(struct bpage *p, const struct entity_desc *d, const cJSON *arr,
+                        bool with_locs, struct rowmeta **metap)
+{
+    int cap = metap ? cJSON_GetArraySize(arr) : 0;
+    if (metap)
+        *metap = cap > 0 ? xcalloc((size_t)cap, sizeof **metap) : NULL;
     const cJSON *rec;
     cJSON_ArrayForEach(rec, arr) {
         struct entity_record r;
@@ -550,7 +688,8 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
             page_fail(p, NULL, rec, xasprintf("%s: a record is not a JSON object", d->name));
             continue;
         }
-        if (entity_map_record(d, rec, &r, &err) != 0) {
+        if (entity_map_values(d, rec, &r, &err) != 0 ||
+            (metap == NULL && entity_map_raw(&r, rec, &err) != 0)) {
             const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
             page_fail(p, cJSON_IsString(idv) ? idv->valuestring : NULL, rec,
                       err ? err : xstrdup("unmappable record"));
@@ -580,15 +719,14 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
                 strbuf_putc(&p->locitems, '\n');
             }
         }
-        copy_field(&p->rows, r.id);
-        for (size_t i = 0; i < nc; i++) {
-            strbuf_putc(&p->rows, '\t');
-            copy_field(&p->rows, r.values[i]);
+        if (metap && p->nrec < cap) {
+            struct rowmeta *m = &(*metap)[p->nrec++];
+            m->r = r;
+            m->rec = rec;
+            m->hash = record_hash(rec);
+            continue;
         }
-        strbuf_putc(&p->rows, '\t');
-        copy_field(&p->rows, r.raw);
-        strbuf_putc(&p->rows, '\n');
-        p->nrec++;
+        render_row(p, &r, record_hash(rec));
         entity_record_free(&r);
     }
 }
@@ -606,7 +744,8 @@ struct pipe {
     char *error;        /* fetch failure */
 };
 
-static void pipe_push(struct pipe *q, struct bpage *p)
+/* Queues p; false (p freed) once the consumer gave up. */
+static bool pipe_push(struct pipe *q, struct bpage *p)
 {
     pthread_mutex_lock(&q->mu);
     while (q->n >= PIPE_CAP && !q->abort)
@@ -614,7 +753,7 @@ static void pipe_push(struct pipe *q, struct bpage *p)
     if (q->abort) {
         pthread_mutex_unlock(&q->mu);
         page_free(p);
-        return;
+        return false;
     }
     if (q->tail)
         q->tail->next = p;
@@ -624,6 +763,7 @@ static void pipe_push(struct pipe *q, struct bpage *p)
     q->n++;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    return true;
 }
 
 /* Next page, or NULL at the end (q->error says whether it failed). */
@@ -672,7 +812,9 @@ struct fetcher {
     const struct bulk_opts *o;
     struct pipe *q;
     struct zoho_conn *zc;
-    PGconn *db;         /* to see which listed items changed (details in the fetch thread) */
+    PGconn *db;         /* to see which listed records changed (page_classify) */
+    char *classify_sql; /* prepared on db as tds_classify */
+    long long calls_left;   /* API calls not yet handed over in a page */
 };
 
 /* Per-location stock is fetched by the fetch thread, for the items of each
@@ -682,6 +824,14 @@ struct fetcher {
 static bool details_in_fetch(const struct bulk_opts *o)
 {
     return is_items(o->d) && o->ids == NULL && !o->dry_run && !o->no_details;
+}
+
+/* Listed records stored exactly so already are dropped before staging
+ * (see page_classify), except when every listed id must reach the stage
+ * (reconciliation collects them). */
+static bool skip_same(const struct bulk_opts *o)
+{
+    return o->ids == NULL && !o->collect_seen;
 }
 
 /* Appends one element to a text[] literal. */
@@ -753,69 +903,125 @@ static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const 
     return 0;
 }
 
-/* Which items of a listed page need their locations (changed, or all). */
-static int page_details(struct fetcher *f, const cJSON *recs, struct bpage *p, char **err)
+/*
+ * Classifies the rows of a listed page against the stored copies: 'w' to be
+ * written (absent, marked deleted, or hashing differently from the record
+ * the last merge stored, or never merged: row_hash NULL), 's' stored so
+ * already, 'k' skipped (items with with_stock_only: no stock there nor
+ * here).  With skip_same only the 'w' rows are rendered into the page, the
+ * others are counted; without, all are.  For items whose per-location
+ * stock is wanted, the ids of the 'w' rows (of all but 'k' with
+ * all_details) are added to want.  0, or -1 with *err.
+ *
+ * Only the hash is compared: a row changed behind the engine's back (not
+ * through tds) keeps its hash and is repaired by reconciliation, which
+ * compares every row.
+ */
+static int page_classify(struct fetcher *f, struct bpage *p, struct rowmeta *meta,
+                         struct idvec *want, char **err)
 {
-    struct strbuf a[5] = {{0}};
-    for (int k = 0; k < 5; k++)
+    const struct entity_desc *d = f->o->d;
+    bool items = is_items(d);
+    int n = p->nrec;
+    if (n == 0)
+        return 0;
+    int soh = items ? desc_col(d, "stock_on_hand") : -1;
+    struct strbuf a[3] = {{0}};
+    for (int k = 0; k < 3; k++)
         strbuf_putc(&a[k], '{');
-    const cJSON *rec;
-    int n = 0;
-    cJSON_ArrayForEach(rec, recs) {
-        bool bad = false;
-        char *id = json_text(rec, "item_id", NULL, 't', &bad);
-        if (id == NULL || !str_is_digits(id)) {
-            free(id);
-            continue;
-        }
-        char *v[4];
-        v[0] = json_text(rec, "stock_on_hand", NULL, 'n', &bad);
-        v[1] = json_text(rec, "available_stock", NULL, 'n', &bad);
-        v[2] = json_text(rec, "actual_available_stock", NULL, 'n', &bad);
-        v[3] = json_text(rec, "last_modified_time", NULL, 't', &bad);
-        if (!bad) {
-            arr_put(&a[0], id);
-            for (int k = 0; k < 4; k++)
-                arr_put(&a[k + 1], v[k]);
-            n++;
-        }
-        for (int k = 0; k < 4; k++)
-            free(v[k]);
-        free(id);
+    for (int i = 0; i < n; i++) {
+        arr_put(&a[0], meta[i].r.id);
+        if (a[1].len > 1)
+            strbuf_putc(&a[1], ',');
+        strbuf_printf(&a[1], "%lld", meta[i].hash);
+        arr_put(&a[2], soh >= 0 ? meta[i].r.values[soh] : NULL);
     }
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 3; k++)
         strbuf_putc(&a[k], '}');
-    int rc = 0;
-    if (n > 0) {
-        const char *pp[7] = {a[0].buf, a[1].buf, a[2].buf, a[3].buf, a[4].buf,
-                             f->o->all_details ? "t" : "f", f->o->with_stock_only ? "t" : "f"};
-        PGresult *r = db_exec(
-            f->db,
-            "SELECT s.zid FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[],"
-            " $5::timestamptz[]) AS s(zid, soh, avs, aas, lmt) LEFT JOIN zoho.items t"
-            " ON t.item_id = s.zid AND t.deleted_at IS NULL"
-            " WHERE ($6::boolean OR t.item_id IS NULL OR (t.stock_on_hand, t.available_stock,"
-            " t.actual_available_stock, t.last_modified_time) IS DISTINCT FROM"
-            " (s.soh, s.avs, s.aas, s.lmt))"
-            " AND (NOT $7::boolean OR coalesce(s.soh, 0) <> 0 OR coalesce(t.stock_on_hand, 0) <> 0)",
-            7, pp, err);
-        if (r == NULL) {
-            rc = -1;
-        } else {
-            size_t m = (size_t)PQntuples(r);
-            char **ids = xcalloc(m + 1, sizeof *ids);
-            for (size_t i = 0; i < m; i++)
-                ids[i] = PQgetvalue(r, (int)i, 0);
-            long long t0 = time_mono_ms();
-            rc = details_render(f->j, f->zc, ids, m, &p->locs, &p->locitems, &p->details, err);
-            p->details_ms += time_mono_ms() - t0;
-            free(ids);
-            PQclear(r);
+    if (f->classify_sql == NULL) {
+        f->classify_sql = xasprintf(
+            "SELECT CASE WHEN %s THEN 'k' WHEN t.%s IS NULL OR t.deleted_at IS NOT NULL"
+            " OR t.row_hash IS DISTINCT FROM s.h THEN 'w' ELSE 's' END"
+            " FROM unnest($2::text[], $3::bigint[], $4::numeric[]) WITH ORDINALITY"
+            " AS s(zid, h, soh, i) LEFT JOIN %s t ON t.%s = s.zid ORDER BY s.i",
+            items ? "$1::boolean AND coalesce(s.soh, 0) = 0 AND coalesce(t.stock_on_hand, 0) = 0"
+                  : "$1::boolean AND false",
+            d->id_field, d->table, d->id_field);
+        PGresult *pr = PQprepare(f->db, "tds_classify", f->classify_sql, 4, NULL);
+        bool ok = PQresultStatus(pr) == PGRES_COMMAND_OK;
+        PQclear(pr);
+        if (!ok) {
+            char *line = db_error_line(f->db);
+            *err = xasprintf("classifying a page: %s", line);
+            free(line);
+            for (int k = 0; k < 3; k++)
+                strbuf_free(&a[k]);
+            return -1;
         }
     }
-    for (int k = 0; k < 5; k++)
+    const char *pp[4] = {f->o->with_stock_only ? "t" : "f", a[0].buf, a[1].buf, a[2].buf};
+    PGresult *r = PQexecPrepared(f->db, "tds_classify", 4, pp, NULL, NULL, 0);
+    for (int k = 0; k < 3; k++)
         strbuf_free(&a[k]);
-    return rc;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        char *line = db_error_line(f->db);
+        *err = xasprintf("classifying a page: %s", line);
+        free(line);
+        return -1;
+    }
+    if (PQntuples(r) != n) {
+        PQclear(r);
+        *err = xstrdup("classifying a page: the row count does not match");
+        return -1;
+    }
+    bool skip = skip_same(f->o);
+    bool details = items && details_in_fetch(f->o);
+    p->nrec = 0;
+    for (int i = 0; i < n; i++) {
+        char what = PQgetvalue(r, i, 0)[0];
+        if (what == 'w' || !skip) {
+            char *why = NULL;
+            if (entity_map_raw(&meta[i].r, meta[i].rec, &why) != 0) {
+                page_fail(p, meta[i].r.id, meta[i].rec, why);
+                continue;
+            }
+            render_row(p, &meta[i].r, meta[i].hash);
+        } else if (what == 's') {
+            p->nsame++;
+        } else {
+            p->nskip++;
+        }
+        if (details && (what == 'w' || (what == 's' && f->o->all_details)))
+            idvec_push(want, meta[i].r.id);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Appends page b to page a (b is freed): one transaction for both. */
+static void page_join(struct bpage *a, struct bpage *b)
+{
+    strbuf_append(&a->rows, b->rows.buf ? b->rows.buf : "", b->rows.len);
+    strbuf_append(&a->locs, b->locs.buf ? b->locs.buf : "", b->locs.len);
+    strbuf_append(&a->locitems, b->locitems.buf ? b->locitems.buf : "", b->locitems.len);
+    a->nrec += b->nrec;
+    a->nsame += b->nsame;
+    a->nskip += b->nskip;
+    for (int i = 0; i < b->nfail; i++)
+        page_fail_take(a, &b->fails[i]);
+    b->nfail = 0;
+    if (b->ctime) {
+        free(a->ctime);
+        free(a->cids);
+        a->ctime = b->ctime;
+        a->cids = b->cids;
+        b->ctime = b->cids = NULL;
+    }
+    a->api += b->api;
+    a->details += b->details;
+    a->details_ms += b->details_ms;
+    page_free(b);
 }
 
 bool sync_zoho_transient(const struct zoho_error *e)
@@ -834,27 +1040,67 @@ bool sync_zoho_transient(const struct zoho_error *e)
 }
 
 
-static char *fetch_listing(struct fetcher *f)
+/*
+ * The lister: a thread of its own that only pulls pages (HTTP and JSON
+ * parsing), so the next page is on the wire and parsed while the fetch
+ * thread maps, classifies and renders the last one.
+ */
+struct trash {
+    cJSON *recs;
+    struct trash *next;
+};
+
+struct lister {
+    struct fetcher *f;
+    struct zoho_pager *pg;
+    struct pipe out;
+    /* Pages the fetch thread is done with go back to the lister, which
+     * parsed them, to be freed: glibc frees a chunk of another thread's
+     * arena under that arena's lock, and two threads trading some 40,000
+     * nodes a page that way fought over it. */
+    struct trash *trash;    /* under out.mu */
+};
+
+static void lister_trash(struct lister *l, cJSON *recs)
 {
-    const struct bulk_opts *o = f->o;
-    struct zoho_pager_opts po = {
-        .filter_by = o->filter_by,
-        .changed_since = o->changed_since,
-        .seen_ids = o->seen_ids,
-        .n_seen = o->n_seen,
-        .per_page = f->j->cfg ? f->j->cfg->stock.page_size : 200,
-    };
-    struct zoho_pager *pg = zoho_pager_new(f->zc, o->d, &po);
+    struct trash *t = xcalloc(1, sizeof *t);
+    t->recs = recs;
+    pthread_mutex_lock(&l->out.mu);
+    t->next = l->trash;
+    l->trash = t;
+    pthread_mutex_unlock(&l->out.mu);
+}
+
+static void lister_empty_trash(struct lister *l)
+{
+    pthread_mutex_lock(&l->out.mu);
+    struct trash *t = l->trash;
+    l->trash = NULL;
+    pthread_mutex_unlock(&l->out.mu);
+    while (t) {
+        struct trash *nx = t->next;
+        cJSON_Delete(t->recs);
+        free(t);
+        t = nx;
+    }
+}
+
+static void *list_main(void *arg)
+{
+    struct lister *l = arg;
+    struct fetcher *f = l->f;
+    log_set_context("run %lld list", f->j->run_id);
     char *error = NULL;
     int tries = 0;
     for (;;) {
+        lister_empty_trash(l);
         if (sync_job_stopping(f->j)) {
             error = xstrdup("cancelled");
             break;
         }
         cJSON *recs = NULL;
         struct zoho_error ze = {0};
-        int rc = zoho_pager_next(pg, &recs, NULL, &ze);
+        int rc = zoho_pager_next(l->pg, &recs, NULL, &ze);
         if (rc < 0) {
             if (sync_zoho_transient(&ze) && ++tries < OUTER_TRIES && !sync_job_stopping(f->j)) {
                 char *m = zoho_error_format(&ze);
@@ -872,19 +1118,111 @@ static char *fetch_listing(struct fetcher *f)
         if (rc == 0)
             break;
         struct bpage *p = xcalloc(1, sizeof *p);
-        page_render(p, o->d, recs, false);
-        if (f->db && page_details(f, recs, p, &error) != 0) {
-            cJSON_Delete(recs);
-            page_free(p);
+        p->recs = recs;
+        if (f->o->save_cursor)
+            zoho_pager_cursor(l->pg, &p->ctime, &p->cids);
+        p->api = zoho_conn_take_calls(f->zc);
+        if (!pipe_push(&l->out, p))
+            break;
+    }
+    pipe_finish(&l->out, error);
+    return NULL;
+}
+
+static char *fetch_listing(struct fetcher *f)
+{
+    const struct bulk_opts *o = f->o;
+    struct zoho_pager_opts po = {
+        .filter_by = o->filter_by,
+        .changed_since = o->changed_since,
+        .seen_ids = o->seen_ids,
+        .n_seen = o->n_seen,
+        .per_page = f->j->cfg ? f->j->cfg->stock.page_size : 200,
+    };
+    struct lister l = {.f = f, .pg = zoho_pager_new(f->zc, o->d, &po)};
+    pthread_mutex_init(&l.out.mu, NULL);
+    pthread_cond_init(&l.out.cv, NULL);
+    pthread_t th;
+    if (pthread_create(&th, NULL, list_main, &l) != 0) {
+        zoho_pager_free(l.pg);
+        pthread_mutex_destroy(&l.out.mu);
+        pthread_cond_destroy(&l.out.cv);
+        return xstrdup("cannot start the list thread");
+    }
+    /* Per-location stock is asked on a connection of this thread's own. */
+    struct zoho_conn *dzc = zoho_conn_new(f->j->zc, f->j->stop);
+    char *error = NULL;
+    /* Pages are held (joined into acc) until their items want a full
+     * /itemdetails request, or a batch's worth of records was listed: a
+     * repeat sync asks for the few changed items 100 at a time, and each
+     * held page still commits with the locations of its items. */
+    struct bpage *acc = NULL;
+    struct idvec want = {0};
+    int cap = o->batch_size > 0 ? o->batch_size : 2000;
+    for (;;) {
+        struct bpage *p = pipe_pop(&l.out);
+        if (p == NULL && l.out.error) {
+            error = l.out.error;
+            l.out.error = NULL;
             break;
         }
-        cJSON_Delete(recs);
-        if (o->save_cursor)
-            zoho_pager_cursor(pg, &p->ctime, &p->cids);
-        p->api = zoho_conn_take_calls(f->zc);
-        pipe_push(f->q, p);
+        if (p) {
+            struct rowmeta *meta = NULL;
+            cJSON *recs = p->recs;
+            p->recs = NULL;
+            page_render(p, o->d, recs, false, f->db ? &meta : NULL);
+            int nr = p->nrec;
+            int crc = f->db ? page_classify(f, p, meta, &want, &error) : 0;
+            rowmeta_free(meta, nr);
+            lister_trash(&l, recs);
+            if (crc != 0) {
+                page_free(p);
+                break;
+            }
+            if (acc)
+                page_join(acc, p);
+            else
+                acc = p;
+        }
+        if (acc && (p == NULL || want.n >= ZOHO_ITEMDETAILS_MAX ||
+                    acc->nrec + acc->nsame + acc->nskip + acc->nfail >= cap)) {
+            if (want.n > 0) {
+                long long t0 = time_mono_ms();
+                int dr = details_render(f->j, dzc, want.v, want.n, &acc->locs, &acc->locitems,
+                                        &acc->details, &error);
+                acc->details_ms += time_mono_ms() - t0;
+                acc->api += zoho_conn_take_calls(dzc);
+                idvec_clear(&want);
+                if (dr != 0)
+                    break;
+            }
+            bool taken = pipe_push(f->q, acc);
+            acc = NULL;
+            if (!taken)
+                break;
+        }
+        if (p == NULL)
+            break;
     }
-    zoho_pager_free(pg);
+    /* Stop the lister (if it is still going) and drop what it left. */
+    pthread_mutex_lock(&l.out.mu);
+    l.out.abort = true;
+    pthread_cond_broadcast(&l.out.cv);
+    pthread_mutex_unlock(&l.out.mu);
+    pthread_join(th, NULL);
+    lister_empty_trash(&l);
+    for (struct bpage *p = l.out.head, *nx; p; p = nx) {
+        nx = p->next;
+        page_free(p);
+    }
+    free(l.out.error);
+    page_free(acc);
+    idvec_clear(&want);
+    zoho_pager_free(l.pg);
+    f->calls_left = zoho_conn_take_calls(dzc);   /* counted by the writer after the join */
+    zoho_conn_free(dzc);
+    pthread_mutex_destroy(&l.out.mu);
+    pthread_cond_destroy(&l.out.cv);
     return error;
 }
 
@@ -912,12 +1250,12 @@ static char *fetch_ids(struct fetcher *f)
             break;
         }
         struct bpage *p = xcalloc(1, sizeof *p);
-        page_render(p, o->d, items, true);
-        /* Ids Zoho did not return: remembered as empty location sets? No:
-         * absent ids are simply not written (reconcile finds them). */
+        page_render(p, o->d, items, true, NULL);
+        /* Ids Zoho did not return are not written (reconcile finds them). */
         cJSON_Delete(items);
         p->api = zoho_conn_take_calls(f->zc);
-        pipe_push(f->q, p);
+        if (!pipe_push(f->q, p))
+            break;
         at += n;
     }
     return error;
@@ -928,7 +1266,7 @@ static void *fetch_main(void *arg)
     struct fetcher *f = arg;
     log_set_context("run %lld fetch", f->j->run_id);
     char *error = NULL;
-    if (details_in_fetch(f->o)) {
+    if (details_in_fetch(f->o) || skip_same(f->o)) {
         f->db = db_connect(f->j->cfg, &error);
         if (f->db == NULL) {
             pipe_finish(f->q, error);
@@ -938,18 +1276,14 @@ static void *fetch_main(void *arg)
     error = f->o->ids ? fetch_ids(f) : fetch_listing(f);
     if (f->db)
         PQfinish(f->db);
+    free(f->classify_sql);
     pipe_finish(f->q, error);
     return NULL;
 }
 
 /* ---- the writer ---- */
 
-struct idlist {
-    char **v;
-    size_t n, cap;
-};
-
-static void idlist_add_csv(struct idlist *l, const char *csv)
+static void idvec_add_csv(struct idvec *l, const char *csv)
 {
     if (str_empty(csv))
         return;
@@ -957,23 +1291,13 @@ static void idlist_add_csv(struct idlist *l, const char *csv)
     while (*p) {
         const char *c = strchr(p, ',');
         size_t len = c ? (size_t)(c - p) : strlen(p);
-        if (l->n == l->cap) {
-            l->cap = l->cap ? l->cap * 2 : 64;
-            l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
-        }
-        l->v[l->n++] = xstrndup(p, len);
+        char *one = xstrndup(p, len);
+        idvec_push(l, one);
+        free(one);
         p += len;
         if (*p == ',')
             p++;
     }
-}
-
-static void idlist_free(struct idlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
 }
 
 void sync_job_count(struct sync_job *j, long long total, long long succeeded, long long failed,
@@ -1039,7 +1363,7 @@ int sync_dlq_record(struct sync_job *j, const struct entity_desc *d, const char 
 /* What the merge of one batch reported. */
 struct merge_out {
     long long staged, kept, written, created, events;
-    struct idlist changed, images, all;
+    struct idvec changed, images, all;
 };
 
 static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge_out *m,
@@ -1059,11 +1383,11 @@ static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge
         m->created = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
         m->events = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
         if (!PQgetisnull(r, 0, 5))
-            idlist_add_csv(&m->changed, PQgetvalue(r, 0, 5));
+            idvec_add_csv(&m->changed, PQgetvalue(r, 0, 5));
         if (!PQgetisnull(r, 0, 6))
-            idlist_add_csv(&m->images, PQgetvalue(r, 0, 6));
+            idvec_add_csv(&m->images, PQgetvalue(r, 0, 6));
         if (!PQgetisnull(r, 0, 7))
-            idlist_add_csv(&m->all, PQgetvalue(r, 0, 7));
+            idvec_add_csv(&m->all, PQgetvalue(r, 0, 7));
     }
     PQclear(r);
     return 0;
@@ -1097,7 +1421,7 @@ static int save_cursor(struct sync_job *j, const struct entity_desc *d, const ch
 }
 
 /* Fetches /itemdetails for ids and merges their locations (own transaction). */
-static int fetch_locations(struct sync_job *j, struct zoho_conn *zc, const struct idlist *ids,
+static int fetch_locations(struct sync_job *j, struct zoho_conn *zc, const struct idvec *ids,
                            char **err)
 {
     const struct entity_desc *d = entity_find("items");
@@ -1178,7 +1502,7 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
                        struct zoho_conn *dzc, char **err)
 {
     struct strbuf rows = {0}, locs = {0}, li = {0};
-    long long nrec = 0, nfail = 0, api = 0;
+    long long nrec = 0, nfail = 0, api = 0, nsame = 0, nskip = 0;
     const char *ctime = NULL, *cids = NULL;
     for (int i = 0; i < np; i++) {
         if (pages[i]->rows.len)
@@ -1188,6 +1512,8 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
         if (pages[i]->locitems.len)
             strbuf_append(&li, pages[i]->locitems.buf, pages[i]->locitems.len);
         nrec += pages[i]->nrec;
+        nsame += pages[i]->nsame;
+        nskip += pages[i]->nskip;
         nfail += pages[i]->nfail;
         api += pages[i]->api;
         if (pages[i]->ctime) {
@@ -1245,12 +1571,13 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
             for (int k = 0; k < pages[i]->nfail; k++)
                 log_warn("run %lld: %s record %s failed: %s", j->run_id, o->d->name,
                          pages[i]->fails[k].id, pages[i]->fails[k].reason);
-        long long skipped = m.staged - m.kept;
+        long long skipped = m.staged - m.kept + nskip;
         long long dups = nrec - m.staged;
         j->stats.skipped += skipped;
         j->stats.created += m.created;
         j->stats.events += m.events;
-        sync_job_count(j, m.kept + dups + nfail, m.written, nfail, m.kept - m.written + dups, api);
+        sync_job_count(j, m.kept + dups + nfail + nsame, m.written, nfail,
+                       m.kept - m.written + dups + nsame, api);
         /* Per-location stock for what changed (lists carry none). */
         for (int i = 0; i < np; i++) {
             j->stats.detail_calls += pages[i]->details;
@@ -1267,9 +1594,9 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
         if (rc == 0 && is_items(o->d) && !o->dry_run && j->cfg && j->cfg->images.enabled)
             j->stats.images_pending += (long long)m.images.n;
     }
-    idlist_free(&m.changed);
-    idlist_free(&m.images);
-    idlist_free(&m.all);
+    idvec_clear(&m.changed);
+    idvec_clear(&m.images);
+    idvec_clear(&m.all);
     return rc;
 }
 
@@ -1299,7 +1626,10 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
     }
     int cap = 16, np = 0;
     struct bpage **pages = xcalloc((size_t)cap, sizeof *pages);
-    long long pending = 0;
+    /* A batch closes at batch_size records to write, or at ten times that
+     * listed: a repeat sync that finds little changed commits (and reports
+     * progress) a few times, not once per 2,000 records unchanged. */
+    long long pending = 0, listed = 0;
     for (;;) {
         long long tw = time_mono_ms();
         struct bpage *p = pipe_pop(&q);
@@ -1312,14 +1642,15 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
             }
             pages[np++] = p;
             pending += p->nrec + p->nfail;
+            listed += p->nrec + p->nfail + p->nsame + p->nskip;
         }
-        if (np > 0 && (p == NULL || pending >= batch)) {
+        if (np > 0 && (p == NULL || pending >= batch || listed >= 10LL * batch)) {
             if (rc == 0 && !sync_job_stopping(j))
                 rc = write_batch(j, o, pages, np, dzc, err);
             for (int i = 0; i < np; i++)
                 page_free(pages[i]);
             np = 0;
-            pending = 0;
+            pending = listed = 0;
             if (rc != 0 || sync_job_stopping(j)) {
                 pthread_mutex_lock(&q.mu);
                 q.abort = true;
@@ -1339,7 +1670,8 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
         page_free(p);
     }
     free(pages);
-    sync_job_count(j, 0, 0, 0, 0, zoho_conn_take_calls(f.zc) + zoho_conn_take_calls(dzc));
+    sync_job_count(j, 0, 0, 0, 0,
+                   zoho_conn_take_calls(f.zc) + zoho_conn_take_calls(dzc) + f.calls_left);
     if (rc == 0 && q.error) {
         if (str_eq(q.error, "cancelled"))
             *err = xasprintf("%s: cancelled", o->d->name);
@@ -1364,7 +1696,7 @@ int sync_bulk_write_records(struct sync_job *j, const struct entity_desc *d, con
     if (sync_bulk_prepare(j->conn, d, err) != 0)
         return -1;
     struct bpage *p = xcalloc(1, sizeof *p);
-    page_render(p, d, records, true);
+    page_render(p, d, records, true, NULL);
     struct bulk_opts o = {.d = d, .no_details = true, .ids = NULL};
     struct zoho_conn *dzc = zoho_conn_new(j->zc, j->stop);
     int rc = write_batch(j, &o, &p, 1, dzc, err);

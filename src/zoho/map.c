@@ -246,7 +246,7 @@ static char *map_id(const struct entity_desc *d, const cJSON *rec, char **err)
     return NULL;
 }
 
-int entity_map_record(const struct entity_desc *d, const cJSON *rec, struct entity_record *out,
+int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct entity_record *out,
                       char **err)
 {
     size_t n = entity_ncolumns(d);
@@ -276,14 +276,27 @@ int entity_map_record(const struct entity_desc *d, const cJSON *rec, struct enti
     const cJSON *lmt = cJSON_GetObjectItemCaseSensitive(rec, "last_modified_time");
     if (cJSON_IsString(lmt) && lmt->valuestring[0] != '\0')
         out->last_modified_time = xstrdup(lmt->valuestring);
+    return 0;
+}
+
+int entity_map_raw(struct entity_record *r, const cJSON *rec, char **err)
+{
     char *raw = cJSON_PrintUnformatted(rec);
     if (raw == NULL) {
-        *err = xasprintf("%s record %s: cannot serialise", d->name, out->id);
+        *err = xasprintf("%s record %s: cannot serialise", r->desc->name, r->id);
         return -1;
     }
-    out->raw = xstrdup(raw);
+    r->raw = xstrdup(raw);
     cJSON_free(raw);
     return 0;
+}
+
+int entity_map_record(const struct entity_desc *d, const cJSON *rec, struct entity_record *out,
+                      char **err)
+{
+    if (entity_map_values(d, rec, out, err) != 0)
+        return -1;
+    return entity_map_raw(out, rec, err);
 }
 
 void entity_record_free(struct entity_record *r)

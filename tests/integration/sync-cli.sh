@@ -124,7 +124,9 @@ n=$(sql "SELECT count(*) FROM tds.events WHERE entity_id = '$iid' AND type = 'td
 
 # --- images: downloaded once, checked, stored by content ---
 sed -i 's/enabled: false/enabled: true\n  dir: '"${tmp//\//\\/}"'\/img/' "$tmp/tds.yaml"
-sql "UPDATE zoho.items SET image_document_id = NULL, image_path = NULL" >/dev/null
+# (row_hash NULL: the rows count as never merged, as after an upgrade; an
+# edit behind the engine's back is otherwise left to reconciliation.)
+sql "UPDATE zoho.items SET image_document_id = NULL, image_path = NULL, row_hash = NULL" >/dev/null
 out=$($t sync stock --all-items --wait --json 2>/dev/null)
 nimg=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["images"], d["image_failed"])')
 want=$(sql "SELECT count(*) FROM zoho.items WHERE image_document_id IS NOT NULL AND deleted_at IS NULL")
