@@ -407,7 +407,8 @@ int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,
     if (!cJSON_IsObject(obj)) {
         *err = xasprintf("%s %s: payload is not a JSON object", d->name, it->zoho_id);
         rc = -1;
-    } else if (entity_map_record(d, obj, rec, err) != 0) {
+    } else if (entity_map_values(d, obj, rec, err) != 0) {
+        /* (raw is not needed: the statement reads the queued payload) */
         rc = -1;
     } else if (!str_eq(rec->id, it->zoho_id)) {
         *err = xasprintf("%s %s: payload %s is %s, not the queued id", d->name, it->zoho_id,

@@ -126,7 +126,8 @@ int queue_fail_item(PGconn *c, const struct queue_item *it, const char *holder, 
 int apply_group(PGconn *c, const struct entity_desc *d, enum queue_op op,
                 const struct queue_item *const *items, struct entity_record *const *recs, int n,
                 const char *holder, bool strict, long long *done, long long *changed, char **err);
-/* Maps an upsert payload for d; 0, or -1 with *err (bad payload: fatal). */
+/* Maps an upsert payload for d: id and typed values (raw stays NULL: the
+ * statement reads the queued payload).  0, or -1 with *err (bad: fatal). */
 int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,
                       struct entity_record *rec, char **err);
 

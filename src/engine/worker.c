@@ -22,6 +22,7 @@ struct worker {
     int idx;
     PGconn *conn;
     char *holder;  /* locked_by: "instance/wN" */
+    PGconn *async; /* the connection set to synchronous_commit = off */
     unsigned seed; /* backoff jitter */
 };
 
@@ -54,6 +55,15 @@ static bool conn_bad(PGconn *c)
 static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struct witem **out,
                  char **err)
 {
+    /* A claim is committed without waiting for the WAL flush, like the
+     * apply (see begin_apply): a crash can only lose a suffix of the WAL,
+     * so a claim is lost only with every later write of its batch, and its
+     * items are simply pending again. */
+    if (w->async != w->conn) {
+        if (db_cmd(w->conn, "SET synchronous_commit = off", 0, NULL, err) != 0)
+            return -1;
+        w->async = w->conn;
+    }
     char ls[16], lim[16];
     snprintf(ls, sizeof ls, "%d", lease_s);
     snprintf(lim, sizeof lim, "%d", limit);
@@ -252,16 +262,19 @@ static int record_failure(struct worker *w, struct witem *wi, const char *why, b
 
 /*
  * Opens an apply transaction (fast or slow path).  Its COMMIT does not wait
- * for the WAL flush (synchronous_commit = off, this transaction only), and
+ * for the WAL flush (synchronous_commit = off, as the whole worker
+ * connection is since its first claim), and
  * that is safe: the batch's writes, its events and its queue completions
  * (or failures) are all in this ONE transaction, so a crash can only lose
  * all of it together.  Then the items are still 'processing' under their
- * lease (claims are committed synchronously before), the janitor reclaims
+ * lease (or pending again, if the claim was lost too), the janitor reclaims
  * them when it expires, and they are applied again by idempotent upserts;
  * their events were lost with the writes, so nothing is announced twice.
  * PostgreSQL never exposes a torn state: an async commit is atomic, only
- * its durability is deferred (at most wal_writer_delay x 3).  Enqueue and
- * webhook inbox writes stay synchronous: those are promises to others.
+ * its durability is deferred (at most wal_writer_delay x 3).  The claim
+ * before it is asynchronous too, and may be lost only together with this
+ * transaction (WAL order).  Enqueue and webhook inbox writes stay
+ * synchronous: those are promises to others.
  */
 static int begin_apply(struct worker *w, char **err)
 {
