@@ -2,22 +2,27 @@
  * sync_bulk.c: the bulk pipeline every listing job drives (stock, full,
  * incremental, specific items, reconcile).
  *
- * Two threads.  The fetch thread pulls pages from Zoho (the pager, or
- * /itemdetails for a list of ids), maps each record with the entity
- * descriptor and renders it as COPY text; it hands finished pages to the
- * writer through a small bounded queue, so the next page is on the wire
- * while the last one is written.  The writer (the job's own thread) gathers
- * pages into batches and, per batch, in ONE transaction: COPYs the rows into
- * a TEMP staging table, merges them with one statement that touches only
- * rows whose typed values changed and never lets an older
- * last_modified_time overwrite a newer one, writes the tds.entity.* events
- * of the rows it changed, moves unusable records to the DLQ and advances
- * the entity's cursor.  So a crash loses nothing and announces nothing
- * twice: the next run finds the committed rows unchanged.
+ * Three threads.  The lister pulls pages from Zoho (the pager) and parses
+ * them.  The fetch thread maps each record with the entity descriptor,
+ * hashes it, and asks the database in one query per page which records are
+ * stored exactly so already (zoho.*.row_hash, written by the last merge):
+ * only the others are printed as COPY text (or /itemdetails answers for a
+ * list of ids).  It hands finished pages to the writer through a small
+ * bounded queue, so the next page is on the wire while the last one is
+ * written.  The writer (the job's own thread) gathers pages into batches
+ * and, per batch, in ONE transaction: COPYs the rows into a TEMP staging
+ * table, merges them with one statement that touches only rows whose typed
+ * values or hash changed and never lets an older last_modified_time
+ * overwrite a newer one, writes the tds.entity.* events of the rows whose
+ * typed values changed, moves unusable records to the DLQ and advances the
+ * entity's cursor.  So a crash loses nothing and announces nothing twice:
+ * the next run finds the committed rows unchanged.
  *
- * List pages carry no per-location stock, so for items whose row changed
- * (or all of them on a full-details pass) the writer asks /itemdetails,
- * 100 ids at a time, and merges zoho.item_locations the same way.
+ * List pages carry no per-location stock, so for items that are to be
+ * written (or all of them on a full-details pass) the fetch thread asks
+ * /itemdetails, 100 ids at a time, holding the pages those ids came from
+ * until then, and the writer merges zoho.item_locations in the same
+ * transaction as the items.
  *
  * Statement text is built from the static descriptor table (identifiers
  * only); data reaches the server only as parameters or COPY data.
@@ -58,7 +63,6 @@ static const char *sql_type(enum entity_coltype t)
         return "text";
     }
 }
-
 
 static bool is_items(const struct entity_desc *d)
 {
@@ -215,14 +219,7 @@ static char *build_merge(const struct entity_desc *d)
     strbuf_puts(&sb, " (SELECT count(*) FROM ch),"
                      " (SELECT count(*) FROM ch WHERE is_new),"
                      " (SELECT count(*) FROM ev),"
-                     " (SELECT string_agg(zid, ',') FROM ch),");
-    if (items)
-        strbuf_puts(&sb, " (SELECT string_agg(zid, ',') FROM ch WHERE newimg),"
-                         " CASE WHEN $4::boolean THEN (SELECT string_agg(s.zid, ',') FROM s"
-                         "   WHERE s.zid IN (SELECT zid FROM up) OR EXISTS (SELECT 1 FROM"
-                         "   zoho.items t WHERE t.item_id = s.zid AND t.deleted_at IS NULL)) END");
-    else
-        strbuf_puts(&sb, " NULL::text, CASE WHEN $4::boolean THEN NULL::text END");
+                     " (SELECT count(*) FROM ch WHERE newimg)");
     return strbuf_detach(&sb);
 }
 
@@ -234,9 +231,8 @@ static char *build_dry(const struct entity_desc *d)
     strbuf_puts(&sb, " nothing AS (SELECT 1)");
     strbuf_puts(&sb, " SELECT (SELECT count(*) FROM s),");
     put_skipped(&sb, d);
-    strbuf_puts(&sb, " (SELECT count(*) FROM w WHERE typed), (SELECT count(*) FROM w WHERE is_new), 0,"
-                     " NULL::text, NULL::text, CASE WHEN $4::boolean THEN NULL::text END"
-                     " WHERE $1::bigint IS NULL OR $2::text IS NOT NULL");
+    strbuf_puts(&sb, " (SELECT count(*) FROM w WHERE typed), (SELECT count(*) FROM w WHERE is_new),"
+                     " 0, 0 WHERE $1::bigint IS NULL OR $2::text IS NOT NULL");
     return strbuf_detach(&sb);
 }
 
@@ -1283,23 +1279,6 @@ static void *fetch_main(void *arg)
 
 /* ---- the writer ---- */
 
-static void idvec_add_csv(struct idvec *l, const char *csv)
-{
-    if (str_empty(csv))
-        return;
-    const char *p = csv;
-    while (*p) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        char *one = xstrndup(p, len);
-        idvec_push(l, one);
-        free(one);
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-}
-
 void sync_job_count(struct sync_job *j, long long total, long long succeeded, long long failed,
                     long long unchanged, long long api_calls)
 {
@@ -1362,8 +1341,7 @@ int sync_dlq_record(struct sync_job *j, const struct entity_desc *d, const char 
 
 /* What the merge of one batch reported. */
 struct merge_out {
-    long long staged, kept, written, created, events;
-    struct idvec changed, images, all;
+    long long staged, kept, written, created, events, images;
 };
 
 static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge_out *m,
@@ -1371,9 +1349,8 @@ static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge
 {
     char run[32];
     snprintf(run, sizeof run, "%lld", j->run_id);
-    const char *p[4] = {j->run_id ? run : NULL, o->d->name, o->with_stock_only ? "t" : "f",
-                        o->all_details ? "t" : "f"};
-    PGresult *r = db_exec(j->conn, bulk_sql(o->d, o->dry_run ? BSQL_DRY : BSQL_MERGE), 4, p, err);
+    const char *p[3] = {j->run_id ? run : NULL, o->d->name, o->with_stock_only ? "t" : "f"};
+    PGresult *r = db_exec(j->conn, bulk_sql(o->d, o->dry_run ? BSQL_DRY : BSQL_MERGE), 3, p, err);
     if (r == NULL)
         return -1;
     if (PQntuples(r) == 1) {
@@ -1382,12 +1359,7 @@ static int run_merge(struct sync_job *j, const struct bulk_opts *o, struct merge
         m->written = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
         m->created = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
         m->events = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
-        if (!PQgetisnull(r, 0, 5))
-            idvec_add_csv(&m->changed, PQgetvalue(r, 0, 5));
-        if (!PQgetisnull(r, 0, 6))
-            idvec_add_csv(&m->images, PQgetvalue(r, 0, 6));
-        if (!PQgetisnull(r, 0, 7))
-            idvec_add_csv(&m->all, PQgetvalue(r, 0, 7));
+        m->images = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
     }
     PQclear(r);
     return 0;
@@ -1420,86 +1392,9 @@ static int save_cursor(struct sync_job *j, const struct entity_desc *d, const ch
                   4, p, err);
 }
 
-/* Fetches /itemdetails for ids and merges their locations (own transaction). */
-static int fetch_locations(struct sync_job *j, struct zoho_conn *zc, const struct idvec *ids,
-                           char **err)
-{
-    const struct entity_desc *d = entity_find("items");
-    for (size_t at = 0; at < ids->n;) {
-        if (sync_job_stopping(j))
-            return 0;
-        size_t n = ids->n - at > ZOHO_ITEMDETAILS_MAX ? ZOHO_ITEMDETAILS_MAX : ids->n - at;
-        cJSON *items = NULL;
-        struct zoho_error ze = {0};
-        int rc = -1;
-        for (int tries = 0; tries < OUTER_TRIES; tries++) {
-            rc = zoho_get_itemdetails(zc, (const char *const *)ids->v + at, n, &items, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
-                break;
-            zoho_error_clear(&ze);
-            nap_ms(1000L * (tries + 1));
-        }
-        long long calls = zoho_conn_take_calls(zc);
-        j->stats.detail_calls++;
-        sync_job_count(j, 0, 0, 0, 0, calls);
-        if (rc != 0) {
-            char *m = zoho_error_format(&ze);
-            zoho_error_clear(&ze);
-            *err = xasprintf("itemdetails: %s", m);
-            free(m);
-            return -1;
-        }
-        struct strbuf locs = {0}, li = {0};
-        const cJSON *rec;
-        cJSON_ArrayForEach(rec, items) {
-            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "item_id");
-            if (!cJSON_IsString(idv) || !str_is_digits(idv->valuestring))
-                continue;
-            char *why = NULL;
-            size_t mark = locs.len;
-            int lr = render_locations(rec, idv->valuestring, &locs, &why);
-            if (lr < 0) {
-                locs.len = mark;
-                if (locs.buf)
-                    locs.buf[mark] = '\0';
-                log_warn("run %lld: %s", j->run_id, why);
-                free(why);
-                continue;
-            }
-            /* An item without a locations array has none: clear what we had. */
-            copy_field(&li, idv->valuestring);
-            strbuf_putc(&li, '\n');
-        }
-        cJSON_Delete(items);
-        int wr = db_begin(j->conn, err);
-        if (wr == 0 && li.len)
-            wr = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems (zid) FROM STDIN", li.buf,
-                           li.len, err);
-        if (wr == 0 && locs.len)
-            wr = copy_send(j->conn,
-                           "COPY pg_temp.tds_stage_locs (item_id, location_id, location_name,"
-                           " is_primary, stock_on_hand, available_stock, actual_available_stock)"
-                           " FROM STDIN",
-                           locs.buf, locs.len, err);
-        if (wr == 0 && li.len)
-            wr = merge_locations(j, err);
-        if (wr == 0)
-            wr = db_commit(j->conn, err);
-        else
-            db_rollback(j->conn);
-        strbuf_free(&locs);
-        strbuf_free(&li);
-        if (wr != 0)
-            return -1;
-        (void)d;
-        at += n;
-    }
-    return 0;
-}
-
 /* Writes the pages of one batch.  Returns 0, or -1 with *err (rolled back). */
 static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpage **pages, int np,
-                       struct zoho_conn *dzc, char **err)
+                       char **err)
 {
     struct strbuf rows = {0}, locs = {0}, li = {0};
     long long nrec = 0, nfail = 0, api = 0, nsame = 0, nskip = 0;
@@ -1578,25 +1473,16 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
         j->stats.events += m.events;
         sync_job_count(j, m.kept + dups + nfail + nsame, m.written, nfail,
                        m.kept - m.written + dups + nsame, api);
-        /* Per-location stock for what changed (lists carry none). */
+        /* Per-location stock was fetched with the pages (lists carry none). */
         for (int i = 0; i < np; i++) {
             j->stats.detail_calls += pages[i]->details;
             j->stats.details_ms += pages[i]->details_ms;
         }
-        if (is_items(o->d) && !o->dry_run && !o->no_details && o->ids == NULL &&
-            !details_in_fetch(o)) {
-            long long t1 = time_mono_ms();
-            rc = fetch_locations(j, dzc, o->all_details ? &m.all : &m.changed, err);
-            j->stats.details_ms += time_mono_ms() - t1;
-        }
         /* Images are fetched after the run (or by an "images" run): one
          * API call each must never hold the records' writes back. */
         if (rc == 0 && is_items(o->d) && !o->dry_run && j->cfg && j->cfg->images.enabled)
-            j->stats.images_pending += (long long)m.images.n;
+            j->stats.images_pending += m.images;
     }
-    idvec_clear(&m.changed);
-    idvec_clear(&m.images);
-    idvec_clear(&m.all);
     return rc;
 }
 
@@ -1615,13 +1501,11 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.cv, NULL);
     struct fetcher f = {.j = j, .o = o, .q = &q, .zc = zoho_conn_new(j->zc, j->stop)};
-    struct zoho_conn *dzc = zoho_conn_new(j->zc, j->stop);
     pthread_t th;
     int rc = 0;
     if (pthread_create(&th, NULL, fetch_main, &f) != 0) {
         *err = xstrdup("cannot start the fetch thread");
         zoho_conn_free(f.zc);
-        zoho_conn_free(dzc);
         return -1;
     }
     int cap = 16, np = 0;
@@ -1646,7 +1530,7 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
         }
         if (np > 0 && (p == NULL || pending >= batch || listed >= 10LL * batch)) {
             if (rc == 0 && !sync_job_stopping(j))
-                rc = write_batch(j, o, pages, np, dzc, err);
+                rc = write_batch(j, o, pages, np, err);
             for (int i = 0; i < np; i++)
                 page_free(pages[i]);
             np = 0;
@@ -1671,7 +1555,7 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
     }
     free(pages);
     sync_job_count(j, 0, 0, 0, 0,
-                   zoho_conn_take_calls(f.zc) + zoho_conn_take_calls(dzc) + f.calls_left);
+                   zoho_conn_take_calls(f.zc) + f.calls_left);
     if (rc == 0 && q.error) {
         if (str_eq(q.error, "cancelled"))
             *err = xasprintf("%s: cancelled", o->d->name);
@@ -1684,7 +1568,6 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
     }
     free(q.error);
     zoho_conn_free(f.zc);
-    zoho_conn_free(dzc);
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.cv);
     return rc;
@@ -1698,10 +1581,7 @@ int sync_bulk_write_records(struct sync_job *j, const struct entity_desc *d, con
     struct bpage *p = xcalloc(1, sizeof *p);
     page_render(p, d, records, true, NULL);
     struct bulk_opts o = {.d = d, .no_details = true, .ids = NULL};
-    struct zoho_conn *dzc = zoho_conn_new(j->zc, j->stop);
-    int rc = write_batch(j, &o, &p, 1, dzc, err);
-    sync_job_count(j, 0, 0, 0, 0, zoho_conn_take_calls(dzc));
-    zoho_conn_free(dzc);
+    int rc = write_batch(j, &o, &p, 1, err);
     page_free(p);
     return rc;
 }
