@@ -106,6 +106,26 @@ n=$(sql "SELECT count(*) FROM tds.events WHERE type IN ('tds.sync.started','tds.
 out=$($t sync stock --all-items --dry-run --wait --json 2>/dev/null)
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["succeeded"]==0 and d["unchanged"]==300, d' \
     && ok "dry run after a sync: nothing would change" || bad "dry run: $out"
+# row_hash: a repeat sync skips what it stored; a row it never merged (NULL)
+# is compared again and its raw refreshed without an event; an edit behind
+# tds's back is left to reconciliation, which compares every row.
+iid=$(sql "SELECT min(item_id) FROM zoho.items")
+iid2=$(sql "SELECT max(item_id) FROM zoho.items")
+nev=$(sql "SELECT count(*) FROM tds.events WHERE type LIKE 'tds.entity.%'")
+sql "UPDATE zoho.items SET raw = raw || '{\"description\":\"stale\"}', row_hash = NULL WHERE item_id = '$iid'" >/dev/null
+sql "UPDATE zoho.items SET name = 'Edited here' WHERE item_id = '$iid2'" >/dev/null
+out=$($t sync stock --all-items --wait --json 2>/dev/null)
+echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["succeeded"]==0 and d["unchanged"]==300, d' \
+    && ok "repeat sync: nothing changed" || bad "repeat sync: $out"
+[ "$(sql "SELECT raw->>'description' <> 'stale' AND row_hash IS NOT NULL FROM zoho.items WHERE item_id = '$iid'")" = t ] \
+    && ok "a row never merged gets its raw refreshed" || bad "raw not refreshed"
+[ "$(sql "SELECT count(*) FROM tds.events WHERE type LIKE 'tds.entity.%'")" = "$nev" ] \
+    && ok "no event for a raw-only refresh" || bad "events written for a raw-only refresh"
+[ "$(sql "SELECT name FROM zoho.items WHERE item_id = '$iid2'")" = "Edited here" ] \
+    && ok "a row stored as listed is skipped by its hash" || bad "hash skip: row rewritten"
+$t reconcile items --wait >/dev/null 2>&1
+[ "$(sql "SELECT name <> 'Edited here' FROM zoho.items WHERE item_id = '$iid2'")" = t ] \
+    && ok "reconcile repairs an edit made behind tds's back" || bad "reconcile did not repair"
 # plain (non-TTY) progress and human statistics
 out=$($t sync items --incremental --wait 2>&1); st=$?
 [ $st = 0 ] && echo "$out" | grep -q "completed" && ok "incremental --wait human output" || bad "incremental --wait: $st $out"
