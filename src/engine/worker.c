@@ -458,6 +458,7 @@ static void process(struct worker *w, struct witem *items, int n)
         rc = apply_slow(w, items, n);
     if (rc != 0) {
         w->conn = engine_db_recover(w->e, w->conn);
+        w->async = NULL; /* a new connection may sit at the old address */
         if (w->conn == NULL)
             return;
     }
@@ -533,6 +534,7 @@ void *worker_main(void *arg)
             log_warn("claim failed: %s", err);
             free(err);
             w->conn = engine_db_recover(e, w->conn);
+            w->async = NULL;
             if (w->conn != NULL && !atomic_load(&e->stop))
                 engine_wait(e, &e->work_cv, &seen, poll_ms);
             continue;
