@@ -125,6 +125,13 @@ typedef enum item_result (*item_handler_fn)(PGconn *conn, const struct queue_ite
  */
 void engine_register_item_handler(const char *entity, const char *op, item_handler_fn fn,
                                   void *arg);
+/*
+ * Registers the handler of upserts of known entities that ask for their
+ * record to be fetched from Zoho: no payload, or {"refetch": true}.  An
+ * upsert that carries its record is applied by the default handler, in
+ * bulk (a handler registered for its entity still comes first).
+ */
+void engine_register_refetch_handler(item_handler_fn fn, void *arg);
 /* Forgets every registration (tests).  Not while an engine runs. */
 void engine_clear_handlers(void);
 

@@ -31,6 +31,7 @@ enum metric_counter {
     METRIC_WEBHOOK_UNAUTHORIZED,/* {result="unauthorized"}: 401 */
     METRIC_WEBHOOK_INVALID,     /* {result="invalid"}: 400, 404, 405, 413, 415 */
     METRIC_WEBHOOK_UNAVAILABLE, /* {result="unavailable"}: 503, database unreachable */
+    METRIC_BATCHES_REPLAYED,    /* tds_queue_batches_replayed_total: bulk apply fell back */
     METRIC_COUNTER__COUNT
 };
 

@@ -53,6 +53,8 @@ static struct run_reg run_regs[32];
 static int n_run_regs;
 static struct item_reg item_regs[64];
 static int n_item_regs;
+static item_handler_fn refetch_fn;
+static void *refetch_arg;
 
 void engine_register_run_handler(const char *run_type, run_handler_fn fn, void *arg)
 {
@@ -96,9 +98,28 @@ void engine_register_item_handler(const char *entity, const char *op, item_handl
     pthread_mutex_unlock(&reg_mu);
 }
 
+void engine_register_refetch_handler(item_handler_fn fn, void *arg)
+{
+    pthread_mutex_lock(&reg_mu);
+    refetch_fn = fn;
+    refetch_arg = arg;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+item_handler_fn engine_find_refetch_handler(void **arg)
+{
+    pthread_mutex_lock(&reg_mu);
+    item_handler_fn fn = refetch_fn;
+    *arg = refetch_arg;
+    pthread_mutex_unlock(&reg_mu);
+    return fn;
+}
+
 void engine_clear_handlers(void)
 {
     pthread_mutex_lock(&reg_mu);
+    refetch_fn = NULL;
+    refetch_arg = NULL;
     for (int i = 0; i < n_run_regs; i++)
         free(run_regs[i].type);
     for (int i = 0; i < n_item_regs; i++) {

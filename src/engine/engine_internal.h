@@ -77,6 +77,7 @@ bool engine_has_run_handlers(void);
 /* Fills a text[] literal of the registered run types ("{stock,full}"). */
 char *engine_run_types_literal(void);
 item_handler_fn engine_find_item_handler(const char *entity, const char *op, void **arg);
+item_handler_fn engine_find_refetch_handler(void **arg);
 
 /* Wakes waiting workers / the leader thread. */
 void engine_wake_workers(struct engine *e);
@@ -126,6 +127,12 @@ int queue_fail_item(PGconn *c, const struct queue_item *it, const char *holder, 
 int apply_group(PGconn *c, const struct entity_desc *d, enum queue_op op,
                 const struct queue_item *const *items, struct entity_record *const *recs, int n,
                 const char *holder, bool strict, long long *done, long long *changed, char **err);
+/* The bulk form of apply_group for upserts of d: the payloads are read
+ * and mapped in SQL, where only plain values are taken (apply.c).  Every
+ * item must be held and its record's id unique in the group; else -1 with
+ * *err, and the caller rolls back and replays item by item. */
+int apply_group_sql(PGconn *c, const struct entity_desc *d, const struct queue_item *const *items,
+                    int n, const char *holder, long long *done, long long *changed, char **err);
 /* Maps an upsert payload for d: id and typed values (raw stays NULL: the
  * statement reads the queued payload).  0, or -1 with *err (bad: fatal). */
 int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,

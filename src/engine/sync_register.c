@@ -280,5 +280,5 @@ void sync_register_handlers(const struct tds_config *cfg, struct zoho_client *zc
                                         "images"};
     for (size_t i = 0; i < TDS_ARRAY_LEN(types); i++)
         engine_register_run_handler(types[i], run_handler, NULL);
-    engine_register_item_handler(NULL, "upsert", refetch_handler, NULL);
+    engine_register_refetch_handler(refetch_handler, NULL);
 }

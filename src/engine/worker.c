@@ -4,10 +4,12 @@
  * worker's lease (FOR UPDATE SKIP LOCKED, priority then age) and commits,
  * so the lease, not the connection, holds them.  Apply: one transaction
  * that does the batch's writes and completes its items.  The fast path is
- * one statement per (entity, operation) group; when anything in it fails,
- * the transaction is rolled back and the batch is replayed item by item
- * under savepoints, so one bad item fails alone (attempt counted, backoff
- * scheduled, or dead-lettered).
+ * one statement per (entity, operation) group; upserts that carry their
+ * record are mapped in that statement, from the payload where it lies (the
+ * claim does not ship it).  When anything in it fails, the transaction is
+ * rolled back and the batch is replayed item by item under savepoints,
+ * payloads mapped by zoho/map.c, so one bad item fails alone (attempt
+ * counted, backoff scheduled, or dead-lettered with map.c's reason).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "engine_internal.h"
 #include "tds/db.h"
 #include "tds/log.h"
+#include "tds/metrics.h"
 
 struct worker {
     struct engine *e;
@@ -32,6 +35,8 @@ struct witem {
     void *arg;
     const struct entity_desc *desc; /* the default handler's entity */
     struct entity_record rec;
+    bool bulk;          /* mapped in SQL (payload not shipped: it.payload NULL) */
+    char *payload_buf;  /* a bulk item's payload, read for the per-item path */
     bool mapped;
     char *fatal; /* cannot succeed: no handler, bad payload */
     bool done;   /* completed (or failed and recorded) */
@@ -51,6 +56,11 @@ static bool conn_bad(PGconn *c)
     return PQstatus(c) != CONNECTION_OK;
 }
 
+/* A claimed row the default handler applies in bulk (see claim). */
+#define CLAIM_BULK                                                                                 \
+    "(q.operation = 'upsert' AND q.entity_type = ANY ($4::text[]) AND q.payload IS NOT NULL"       \
+    " AND NOT ($5::boolean AND q.payload -> 'refetch' IS NOT DISTINCT FROM 'true'::jsonb))"
+
 /* Claims up to limit items; returns the count (items in *out, strings in *res) or -1. */
 static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struct witem **out,
                  char **err)
@@ -67,17 +77,38 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
     char ls[16], lim[16];
     snprintf(ls, sizeof ls, "%d", lease_s);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {w->holder, ls, lim};
-    PGresult *r =
-        db_exec(w->conn,
-                "UPDATE tds.sync_queue q SET status = 'processing', locked_by = $1,"
-                " locked_until = now() + make_interval(secs => $2::int), updated_at = now()"
-                " FROM (SELECT id FROM tds.sync_queue WHERE status IN ('pending', 'retry')"
-                "   AND next_attempt_at <= now() ORDER BY priority DESC, id LIMIT $3::int"
-                "   FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id"
-                " RETURNING q.id, q.run_id, q.entity_type, q.zoho_id, q.operation, q.payload,"
-                " q.attempts, q.max_attempts, q.priority",
-                3, p, err);
+    /* Upserts the default handler applies in bulk (known entities without
+     * a handler of their own, and not asking for a refetch when a refetch
+     * handler is registered) are mapped in SQL: their payloads stay in the
+     * database (printing them was a third of a drain's server CPU). */
+    struct strbuf bulk = {0};
+    size_t ne;
+    const struct entity_desc *all = entity_all(&ne);
+    strbuf_putc(&bulk, '{');
+    for (size_t i = 0; i < ne; i++) {
+        void *arg;
+        if (engine_find_item_handler(all[i].name, "upsert", &arg) != NULL)
+            continue;
+        if (bulk.len > 1)
+            strbuf_putc(&bulk, ',');
+        strbuf_puts(&bulk, all[i].name);
+    }
+    strbuf_putc(&bulk, '}');
+    void *rarg;
+    const char *refetch = engine_find_refetch_handler(&rarg) != NULL ? "t" : "f";
+    const char *p[] = {w->holder, ls, lim, bulk.buf, refetch};
+    PGresult *r = db_exec(
+        w->conn,
+        "UPDATE tds.sync_queue q SET status = 'processing', locked_by = $1,"
+        " locked_until = now() + make_interval(secs => $2::int), updated_at = now()"
+        " FROM (SELECT id FROM tds.sync_queue WHERE status IN ('pending', 'retry')"
+        "   AND next_attempt_at <= now() ORDER BY priority DESC, id LIMIT $3::int"
+        "   FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id"
+        " RETURNING q.id, q.run_id, q.entity_type, q.zoho_id, q.operation,"
+        " CASE WHEN " CLAIM_BULK " THEN NULL ELSE q.payload END,"
+        " q.attempts, q.max_attempts, q.priority, " CLAIM_BULK,
+        5, p, err);
+    strbuf_free(&bulk);
     if (r == NULL)
         return -1;
     int n = PQntuples(r);
@@ -93,6 +124,7 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
         it->attempts = atoi(PQgetvalue(r, i, 6));
         it->max_attempts = atoi(PQgetvalue(r, i, 7));
         it->priority = atoi(PQgetvalue(r, i, 8));
+        items[i].bulk = str_eq(PQgetvalue(r, i, 9), "t");
     }
     if (n > 1)
         qsort(items, (size_t)n, sizeof *items, cmp_witem);
@@ -101,29 +133,79 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
     return n;
 }
 
-/* Chooses each item's handler and maps default-handler payloads. */
+/* Maps wi's payload with map.c: bad ones are marked fatal. */
+static void map_item(struct witem *wi)
+{
+    char *err = NULL;
+    if (apply_map_payload(wi->desc, &wi->it, &wi->rec, &err) != 0)
+        wi->fatal = xasprintf("invalid payload: %s", err);
+    else
+        wi->mapped = true;
+    free(err);
+}
+
+/* A refetch request: no payload, or {"refetch": true} (as the claim's SQL). */
+static bool wants_refetch(const struct queue_item *it)
+{
+    if (it->payload == NULL)
+        return true;
+    cJSON *pl = cJSON_Parse(it->payload);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(pl, "refetch");
+    bool yes = cJSON_IsTrue(v);
+    cJSON_Delete(pl);
+    return yes;
+}
+
+/* Chooses each item's handler and maps the payloads not mapped in SQL. */
 static void prepare(struct witem *items, int n)
 {
     for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
-        wi->fn = engine_find_item_handler(wi->it.entity_type, queue_op_name(wi->it.op), &wi->arg);
-        if (wi->fn != NULL)
-            continue;
+        wi->desc = NULL;
+        if (!wi->bulk) {
+            wi->fn =
+                engine_find_item_handler(wi->it.entity_type, queue_op_name(wi->it.op), &wi->arg);
+            if (wi->fn != NULL)
+                continue;
+        }
         wi->desc = entity_find(wi->it.entity_type);
         if (wi->desc == NULL) {
             wi->fatal = xasprintf("no handler for entity \"%s\" (%s)", wi->it.entity_type,
                                   queue_op_name(wi->it.op));
             continue;
         }
-        if (wi->it.op == QOP_UPSERT) {
-            char *err = NULL;
-            if (apply_map_payload(wi->desc, &wi->it, &wi->rec, &err) != 0)
-                wi->fatal = xasprintf("invalid payload: %s", err);
-            else
-                wi->mapped = true;
-            free(err);
+        if (wi->it.op != QOP_UPSERT || wi->bulk)
+            continue;
+        wi->fn = engine_find_refetch_handler(&wi->arg);
+        if (wi->fn != NULL && wants_refetch(&wi->it)) {
+            wi->desc = NULL;
+            continue;
         }
+        wi->fn = NULL;
+        map_item(wi);
     }
+}
+
+/* The per-item path of a bulk item: reads its payload and maps it with
+ * map.c (which names what is wrong).  0, or -1 (SQL: *err). */
+static int map_bulk_item(struct worker *w, struct witem *wi, char **err)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", wi->it.id);
+    const char *p[] = {ids};
+    PGresult *r = db_exec(w->conn, "SELECT payload FROM tds.sync_queue WHERE id = $1::bigint", 1,
+                          p, err);
+    if (r == NULL)
+        return -1;
+    free(wi->payload_buf);
+    wi->payload_buf = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    wi->it.payload = wi->payload_buf;
+    if (wi->mapped)
+        entity_record_free(&wi->rec);
+    wi->mapped = false;
+    map_item(wi);
+    return 0;
 }
 
 static void free_items(struct witem *items, int n)
@@ -132,6 +214,7 @@ static void free_items(struct witem *items, int n)
         if (items[i].mapped || items[i].rec.values)
             entity_record_free(&items[i].rec);
         free(items[i].fatal);
+        free(items[i].payload_buf);
     }
     free(items);
 }
@@ -288,6 +371,13 @@ static int begin_apply(struct worker *w, char **err)
     return 0;
 }
 
+/* wj goes in head's statement: same entity, operation and mapping. */
+static bool same_group(const struct witem *head, const struct witem *wj)
+{
+    return wj->desc == head->desc && wj->it.op == head->it.op && wj->bulk == head->bulk &&
+           !wj->fatal && !wj->done;
+}
+
 /* The fast path.  Returns 0 (committed), 1 (rolled back: replay item by item), -1 (connection). */
 static int apply_fast(struct worker *w, struct witem *items, int n)
 {
@@ -304,22 +394,24 @@ static int apply_fast(struct worker *w, struct witem *items, int n)
         int m = 0;
         for (int j = i; j < n; j++) {
             struct witem *wj = &items[j];
-            if (wj->desc == head->desc && wj->it.op == head->it.op && !wj->fatal && !wj->done) {
+            if (same_group(head, wj)) {
                 its[m] = &wj->it;
                 recs[m] = &wj->rec;
                 m++;
             }
         }
         long long done = 0, changed = 0;
-        int rc = apply_group(w->conn, head->desc, head->it.op, its, recs, m, w->holder, false,
-                             &done, &changed, &err);
+        int rc = head->bulk ? apply_group_sql(w->conn, head->desc, its, m, w->holder, &done,
+                                              &changed, &err)
+                            : apply_group(w->conn, head->desc, head->it.op, its, recs, m,
+                                          w->holder, false, &done, &changed, &err);
         free(its);
         free(recs);
         if (rc != 0)
             goto fail;
         for (int j = i; j < n; j++) {
             struct witem *wj = &items[j];
-            if (wj->desc == head->desc && wj->it.op == head->it.op && !wj->fatal && !wj->done)
+            if (same_group(head, wj))
                 wj->done = wj->ok = true;
         }
     }
@@ -348,6 +440,7 @@ fail:
         return -1;
     }
     log_debug("fast path failed (%s); replaying the batch item by item", err ? err : "?");
+    metrics_count(METRIC_BATCHES_REPLAYED, 1);
     free(err);
     db_rollback(w->conn);
     for (int i = 0; i < n; i++)
@@ -365,6 +458,8 @@ static int apply_slow(struct worker *w, struct witem *items, int n)
         struct witem *wi = &items[i];
         if (atomic_load(&w->e->stop) && i > 0)
             break; /* the rest are released below, unstarted */
+        if (wi->bulk && !wi->fatal && map_bulk_item(w, wi, &err) != 0)
+            goto fail;
         if (wi->fatal) {
             if (record_failure(w, wi, wi->fatal, true, &err) != 0)
                 goto fail;

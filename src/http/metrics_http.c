@@ -169,6 +169,11 @@ char *http_metrics(struct http_server *s)
     family(&b, "tds_retries_total", "counter", "Retries scheduled by this process.");
     sample(&b, "tds_retries_total", NULL, NULL, NULL, NULL,
            (double)metrics_counter_get(METRIC_RETRIES));
+    family(&b, "tds_queue_batches_replayed_total", "counter",
+           "Queue batches this process replayed item by item (a bad or unusual payload, a lost"
+           " lease).");
+    sample(&b, "tds_queue_batches_replayed_total", NULL, NULL, NULL, NULL,
+           (double)metrics_counter_get(METRIC_BATCHES_REPLAYED));
     family(&b, "tds_dlq_moves_total", "counter",
            "Items moved to the dead-letter queue (fleet-wide, rows of tds.dead_letter).");
     if (up)

@@ -3,7 +3,9 @@
  * PostgreSQL: folding, the default upsert (older never overwrites newer,
  * locations, events), one bad item failing alone, retries with backoff,
  * dead-lettering (at once for bad payloads, after max_attempts otherwise),
- * DLQ retry / retry matching / discard, pause and resume.
+ * DLQ retry / retry matching / discard, pause and resume; the bulk apply
+ * (payloads mapped in SQL) storing exactly what map.c stores, and which
+ * items go to the refetch handler.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,9 @@
 
 #include "engine_testlib.h"
 #include "tds/alerts.h"
+#include "tds/apply.h"
+#include "tds/entity.h"
+#include "tds/metrics.h"
 #include "tds/queue.h"
 
 static struct config_loaded cl;
@@ -274,6 +279,160 @@ static void test_pause_resume(void **state)
                      1);
 }
 
+/* Records as Zoho might send them; "@" stands for the id. */
+static const char *const plain_records[] = {
+    /* every column, numbers as numbers and as strings (blanks forgiven) */
+    "{\"item_id\":\"@\",\"name\":\"Plain\",\"sku\":\"S-1\",\"status\":\"active\",\"rate\":12.5,"
+    "\"item_type\":\"inventory\",\"product_type\":\"goods\",\"unit\":\"pcs\","
+    "\"track_inventory\":true,\"stock_on_hand\":7,\"available_stock\":\"6\","
+    "\"actual_available_stock\":\" 5.250 \",\"image_document_id\":\"\",\"image_name\":null,"
+    "\"created_time\":\"2024-01-02T03:04:05+0530\",\"last_modified_time\":\"2024-01-02T03:04:05Z\"}",
+    /* empty values, booleans as text, other time shapes, locations */
+    "{\"item_id\":\"@\",\"name\":\"\",\"rate\":\"-3\",\"track_inventory\":\"false\","
+    "\"stock_on_hand\":\".5\",\"available_stock\":\"\",\"created_time\":\"2024-01-02 03:04:05\","
+    "\"last_modified_time\":\"2024-01-02T03:04:05-04:00\",\"locations\":[{\"location_id\":\"1\","
+    "\"location_name\":\"A\",\"location_stock_on_hand\":\"2\"}]}",
+    /* wrapped as GET /items/{id} answers; the id and a boolean as numbers */
+    "{\"item\":{\"item_id\":@,\"track_inventory\":1,\"rate\":1.5e2,\"stock_on_hand\":0,"
+    "\"last_modified_time\":\"2024-02-29T23:59:59+0000\"}}",
+    /* text that needs escaping */
+    "{\"item_id\":\"@\",\"track_inventory\":0,\"name\":\"\\u00dcn\\u00efcode \\u2603\","
+    "\"sku\":\"quote\\\"back\\\\slash\",\"unit\":\"  spaced  \"}",
+};
+/* Values map.c takes that the bulk statement leaves to it. */
+static const char *const unusual_records[] = {
+    "{\"item_id\":\"@\",\"sku\":12345,\"name\":true,\"rate\":\"1e3\"}",
+    "{\"item_id\":\"@\",\"created_time\":\"2024-01-02T03:04\","
+    "\"last_modified_time\":\"2024-01-02T03:04:05.123+05:30\"}",
+    "{\"item_id\":\"@\",\"unit\":{\"a\":1},\"stock_on_hand\":\"+4.\"}",
+};
+
+static char *with_id(const char *tmpl, long long id)
+{
+    struct strbuf sb = {0};
+    for (const char *p = tmpl; *p; p++) {
+        if (*p == '@')
+            strbuf_printf(&sb, "%lld", id);
+        else
+            strbuf_putc(&sb, *p);
+    }
+    return strbuf_detach(&sb);
+}
+
+/* Queues records[i] as item base+i and applies it directly (map.c) as item
+ * 90<base+i>; the engine drains the queue; the pairs must be equal. */
+static void bulk_vs_map_c(const char *const *records, int n, long long base)
+{
+    const struct entity_desc *d = entity_find("items");
+    for (int i = 0; i < n; i++) {
+        char *q = with_id(records[i], base + i);
+        enq("items", base + i, q, 5, NULL);
+        free(q);
+        char *direct = with_id(records[i], 900000 + base + i);
+        cJSON *root = cJSON_Parse(direct);
+        assert_non_null(root);
+        cJSON *rec = cJSON_GetObjectItemCaseSensitive(root, "item");
+        char *err = NULL;
+        if (apply_record(db, d, cJSON_IsObject(rec) ? rec : root, 0, NULL, &err) != 0)
+            fail_msg("direct apply of %s: %s", direct, err);
+        cJSON_Delete(root);
+        free(direct);
+    }
+    struct engine *e = start_engine(&cl, "tqbulk");
+    char *sql = xasprintf("SELECT count(*) FROM tds.sync_queue WHERE zoho_id::bigint BETWEEN %lld"
+                          " AND %lld AND status = 'completed'",
+                          base, base + n - 1);
+    assert_int_equal(wait_scalar(db, sql, n, 10000), n);
+    free(sql);
+    stop_engine(e);
+    char *pairs = xasprintf(
+        "SELECT count(*) FROM zoho.items a JOIN zoho.items b ON b.item_id = '90' || a.item_id"
+        " WHERE a.item_id::bigint BETWEEN %lld AND %lld"
+        " AND (to_jsonb(a) - '{item_id,raw,synced_at}'::text[])"
+        "   = (to_jsonb(b) - '{item_id,raw,synced_at}'::text[])"
+        " AND (a.raw - 'item_id') = (b.raw - 'item_id')",
+        base, base + n - 1);
+    assert_int_equal(pgtest_scalar(db, pairs), n);
+    free(pairs);
+}
+
+static void test_bulk_mapping_matches_map_c(void **state)
+{
+    (void)state;
+    long long replays = metrics_counter_get(METRIC_BATCHES_REPLAYED);
+    bulk_vs_map_c(plain_records, (int)TDS_ARRAY_LEN(plain_records), 5001);
+    /* plain records: applied in bulk, nothing replayed */
+    assert_int_equal(metrics_counter_get(METRIC_BATCHES_REPLAYED), replays);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.item_locations"
+                                       " WHERE item_id IN ('5002', '905002')"),
+                     2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '5001'"
+                                       " AND actual_available_stock = 5.25 AND rate = 12.5"
+                                       " AND created_time = '2024-01-01 21:34:05+00'"),
+                     1);
+    bulk_vs_map_c(unusual_records, (int)TDS_ARRAY_LEN(unusual_records), 5101);
+    /* the rest: the batch is replayed item by item through map.c */
+    assert_true(metrics_counter_get(METRIC_BATCHES_REPLAYED) > replays);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '5101'"
+                                       " AND sku = '12345' AND name = 'true' AND rate = 1000"),
+                     1);
+}
+
+/* Refetch requests go to the refetch handler; records to the bulk apply;
+ * an entity with a handler of its own gets its payloads. */
+static enum item_result refetch_rec(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)arg;
+    (void)err;
+    const char *p[] = {it->zoho_id, it->payload};
+    PQclear(PQexecParams(c, "INSERT INTO handled VALUES ('refetch', $1, $2)", 2, NULL, p, NULL,
+                         NULL, 0));
+    return ITEM_OK;
+}
+
+static enum item_result contacts_rec(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)arg;
+    (void)err;
+    const char *p[] = {it->zoho_id, it->payload};
+    PQclear(PQexecParams(c, "INSERT INTO handled VALUES ('contacts', $1, $2)", 2, NULL, p, NULL,
+                         NULL, 0));
+    return ITEM_OK;
+}
+
+static void test_refetch_routing(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE TABLE handled (handler text, id text, payload text)");
+    engine_register_refetch_handler(refetch_rec, NULL);
+    engine_register_item_handler("contacts", "upsert", contacts_rec, NULL);
+    char *rec = make_item(803, "2024-03-01T10:00:00+0000", "carried", 4);
+    enq("items", 801, "{\"refetch\":true,\"hint\":\"webhook\"}", 5, NULL);
+    enq("items", 802, NULL, 5, NULL);
+    enq("items", 803, rec, 5, NULL);
+    enq("contacts", 804, "{\"contact_id\":\"804\",\"contact_name\":\"ACME\"}", 5, NULL);
+    free(rec);
+    struct engine *e = start_engine(&cl, "tqrefetch");
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue WHERE zoho_id IN"
+                                 " ('801', '802', '803', '804') AND status = 'completed'",
+                                 4, 10000),
+                     4);
+    stop_engine(e);
+    engine_clear_handlers();
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'refetch'"
+                                       " AND (id, payload IS NULL) IN (('801', false), ('802', true))"),
+                     2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'contacts'"
+                                       " AND id = '804' AND payload::jsonb ->> 'contact_name' = 'ACME'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled"), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '803'"
+                                       " AND name = 'carried'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id IN ('801', '802')"), 0);
+}
+
 static void test_duplicate_instance_refused(void **state)
 {
     (void)state;
@@ -301,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
         cmocka_unit_test(test_pause_resume),
+        cmocka_unit_test(test_bulk_mapping_matches_map_c),
+        cmocka_unit_test(test_refetch_routing),
         cmocka_unit_test(test_duplicate_instance_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -531,6 +531,7 @@ static void test_metrics(void **state)
         "tds_webhook_intake_seconds_bucket{le=\"+Inf\"}", "# TYPE tds_item_apply_seconds histogram",
         "# TYPE tds_api_call_seconds histogram", "# TYPE tds_items_synced_total counter",
         "# TYPE tds_api_calls_total counter", "tds_retries_total 0", "tds_dlq_moves_total 0",
+        "# TYPE tds_queue_batches_replayed_total counter",
         "tds_alerts_raised_total 0", "tds_engine_workers_busy",
         "# TYPE tds_access_token_expiry_seconds gauge",
     };
