@@ -80,6 +80,19 @@ pgc_restart() {
     pgc_as_owner "$PGC_BIN/pg_ctl" -D "$PGC_DIR/data" -l "$PGC_DIR/server.log" -w -t 60 start >/dev/null
 }
 
+# pgc_warm_wal MB: a server that has been running reuses its old WAL segment
+# files.  A cluster made a second ago has none: each time the WAL reaches a
+# new 16 MB segment it zero-fills and fsyncs a new file while every commit
+# waits (~25 ms).  Benchmarks measure the steady state instead: MB of
+# throwaway WAL, and two checkpoints leave those segment files to be
+# recycled.  WARM_WAL=0 skips it (diagnosis: a fresh cluster's figures).
+pgc_warm_wal() {
+    [ "${WARM_WAL:-1}" = 1 ] || return 0
+    "$PGC_BIN/psql" -X -q "$TDS_TEST_PG" \
+        -c "CREATE TABLE wal_warmup AS SELECT g, repeat('x', 900) AS pad FROM generate_series(1, $1 * 1000) g" \
+        -c "DROP TABLE wal_warmup" -c "CHECKPOINT" -c "CHECKPOINT"
+}
+
 pgc_stop() {
     [ -n "${PGC_DIR:-}" ] && [ -d "$PGC_DIR" ] || return 0
     pgc_as_owner "$PGC_BIN/pg_ctl" -D "$PGC_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
