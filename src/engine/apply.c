@@ -143,9 +143,11 @@ static void put_col_expr(struct strbuf *sb, const struct entity_column *col)
         strbuf_printf(sb, " WHEN 'string' THEN nullif(%s, '') ELSE %s END", str, rej);
         return;
     case COL_NUMERIC:
-        /* map.c's is_numeric_text, with the blanks around it it forgives */
+        /* A JSON number: map.c prints its double shortest, so 5.250 is
+         * stored as 5.25 (trim_scale); a string: map.c's is_numeric_text,
+         * with the blanks around it it forgives, stored as written. */
         strbuf_printf(sb,
-                      " WHEN 'number' THEN %s::numeric WHEN 'string' THEN CASE WHEN %s = ''"
+                      " WHEN 'number' THEN trim_scale(%s::numeric) WHEN 'string' THEN CASE WHEN %s = ''"
                       " THEN NULL WHEN %s ~ '^[[:space:]]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)"
                       "([eE][+-]?[0-9]+)?[[:space:]]*$' THEN %s::numeric ELSE %s::numeric END"
                       " ELSE %s::numeric END",
@@ -207,9 +209,9 @@ static char *build_upsert(const struct entity_desc *d, bool queued, bool strict,
         /* The record's id must be the queued one (map.c's map_id for the
          * plain case: digits). */
         strbuf_printf(&sb,
-                      ", raw, synced_at, deleted_at) SELECT CASE WHEN s.zid ~ '^[0-9]{1,40}$'"
-                      " AND s.doc ->> '%s' = s.zid THEN s.zid ELSE tds.map_reject($3, s.zid,"
-                      " '%s') END",
+                      ", raw, synced_at, deleted_at) SELECT CASE WHEN length(s.zid) BETWEEN 1"
+                      " AND 40 AND translate(s.zid, '0123456789', '') = '' AND s.doc ->> '%s'"
+                      " = s.zid THEN s.zid ELSE tds.map_reject($3, s.zid, '%s') END",
                       d->id_field, d->id_field);
         for (size_t i = 0; i < nc; i++) {
             strbuf_puts(&sb, ", ");
