@@ -409,6 +409,18 @@ static int exec_group(PGconn *c, const struct entity_desc *d, enum queue_op op, 
     return 0;
 }
 
+/* A statement that completed fewer items than it was given lost a lease
+ * (reclaimed while we worked) and wrote records it no longer holds: -1, and
+ * the caller rolls back and replays item by item, where only held items are
+ * applied. */
+static int lease_check(long long done, int n, char **err)
+{
+    if (done >= n)
+        return 0;
+    *err = xasprintf("%lld of %d items lost their lease", n - done, n);
+    return -1;
+}
+
 /* Orders records of one id so the newest (then the latest queued) comes first. */
 static int newer_first(const struct queue_item *a, const struct entity_record *ra,
                        const struct queue_item *b, const struct entity_record *rb)
@@ -463,13 +475,8 @@ int apply_group(PGconn *c, const struct entity_desc *d, enum queue_op op,
     }
     int rc = exec_group(c, d, op, strict ? SQL_UPSERT_QS : SQL_UPSERT_Q, complete_ids, n, qids,
                         run_ids, zids, rs, m, holder, done, changed, err);
-    if (rc == 0 && !strict && *done < n) {
-        /* A lease was lost (reclaimed while we worked): this statement
-         * wrote records it no longer holds.  The caller rolls back and
-         * replays item by item, where only held items are applied. */
-        *err = xasprintf("%lld of %d items lost their lease", n - *done, n);
-        rc = -1;
-    }
+    if (rc == 0 && !strict)
+        rc = lease_check(*done, n, err);
     free(complete_ids);
     free(qids);
     free(run_ids);
@@ -512,11 +519,7 @@ int apply_group_sql(PGconn *c, const struct entity_desc *d, const struct queue_i
     *done = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     *changed = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    if (*done < n) {
-        *err = xasprintf("%lld of %d items lost their lease", n - *done, n);
-        return -1;
-    }
-    return 0;
+    return lease_check(*done, n, err);
 }
 
 int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,

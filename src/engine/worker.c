@@ -186,25 +186,44 @@ static void prepare(struct witem *items, int n)
     }
 }
 
-/* The per-item path of a bulk item: reads its payload and maps it with
- * map.c (which names what is wrong).  0, or -1 (SQL: *err). */
-static int map_bulk_item(struct worker *w, struct witem *wi, char **err)
+/* The per-item path of the bulk items: reads their payloads (one query)
+ * and maps them with map.c, which names what is wrong.  0, or -1 (SQL). */
+static int map_bulk_items(struct worker *w, struct witem *items, int n, char **err)
 {
-    char ids[24];
-    snprintf(ids, sizeof ids, "%lld", wi->it.id);
-    const char *p[] = {ids};
-    PGresult *r = db_exec(w->conn, "SELECT payload FROM tds.sync_queue WHERE id = $1::bigint", 1,
-                          p, err);
+    struct strbuf ids = {0};
+    for (int i = 0; i < n; i++)
+        if (items[i].bulk && !items[i].fatal) {
+            strbuf_putc(&ids, ids.len ? ',' : '{');
+            strbuf_printf(&ids, "%lld", items[i].it.id);
+        }
+    if (ids.len == 0)
+        return 0;
+    strbuf_putc(&ids, '}');
+    const char *p[] = {ids.buf};
+    /* one row per id, in the list's order */
+    PGresult *r = db_exec(w->conn,
+                          "SELECT q.payload FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n)"
+                          " LEFT JOIN tds.sync_queue q ON q.id = u.id ORDER BY u.n",
+                          1, p, err);
+    strbuf_free(&ids);
     if (r == NULL)
         return -1;
-    free(wi->payload_buf);
-    wi->payload_buf = PQntuples(r) && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+    for (int i = 0, k = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        if (!wi->bulk || wi->fatal)
+            continue;
+        free(wi->payload_buf);
+        wi->payload_buf = k < PQntuples(r) && !PQgetisnull(r, k, 0)
+                              ? xstrdup(PQgetvalue(r, k, 0))
+                              : NULL;
+        k++;
+        wi->it.payload = wi->payload_buf;
+        if (wi->mapped)
+            entity_record_free(&wi->rec);
+        wi->mapped = false;
+        map_item(wi);
+    }
     PQclear(r);
-    wi->it.payload = wi->payload_buf;
-    if (wi->mapped)
-        entity_record_free(&wi->rec);
-    wi->mapped = false;
-    map_item(wi);
     return 0;
 }
 
@@ -452,14 +471,12 @@ fail:
 static int apply_slow(struct worker *w, struct witem *items, int n)
 {
     char *err = NULL;
-    if (begin_apply(w, &err) != 0)
+    if (begin_apply(w, &err) != 0 || map_bulk_items(w, items, n, &err) != 0)
         goto fail;
     for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
         if (atomic_load(&w->e->stop) && i > 0)
             break; /* the rest are released below, unstarted */
-        if (wi->bulk && !wi->fatal && map_bulk_item(w, wi, &err) != 0)
-            goto fail;
         if (wi->fatal) {
             if (record_failure(w, wi, wi->fatal, true, &err) != 0)
                 goto fail;
