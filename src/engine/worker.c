@@ -80,7 +80,8 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
     /* Upserts the default handler applies in bulk (known entities without
      * a handler of their own, and not asking for a refetch when a refetch
      * handler is registered) are mapped in SQL: their payloads stay in the
-     * database (printing them was a third of a drain's server CPU). */
+     * database: printing each (jsonb_out) cost the server ~18 us per item,
+     * and parsing and mapping it here ~20 us more. */
     struct strbuf bulk = {0};
     size_t ne;
     const struct entity_desc *all = entity_all(&ne);

@@ -1,6 +1,6 @@
 -- 0010_queue_sql_map: the queue's bulk apply maps payloads in SQL (apply.c):
--- a claim no longer ships payloads out (jsonb_out of every payload was a
--- third of a drain's server CPU) and tds no longer parses them.  The
+-- a claim no longer ships payloads out (jsonb_out cost ~18 us of server CPU
+-- per item) and tds no longer parses them (~20 us more).  The
 -- statement takes only the values whose meaning is plain (a string for a
 -- text column, a number or a numeric string for a numeric one, ...); for
 -- anything else it calls this function, which fails the statement, and the
