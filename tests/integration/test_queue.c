@@ -380,23 +380,12 @@ static void test_bulk_mapping_matches_map_c(void **state)
 
 /* Refetch requests go to the refetch handler; records to the bulk apply;
  * an entity with a handler of its own gets its payloads. */
-static enum item_result refetch_rec(PGconn *c, const struct queue_item *it, void *arg, char **err)
+static enum item_result record_handled(PGconn *c, const struct queue_item *it, void *arg,
+                                       char **err)
 {
-    (void)arg;
     (void)err;
-    const char *p[] = {it->zoho_id, it->payload};
-    PQclear(PQexecParams(c, "INSERT INTO handled VALUES ('refetch', $1, $2)", 2, NULL, p, NULL,
-                         NULL, 0));
-    return ITEM_OK;
-}
-
-static enum item_result contacts_rec(PGconn *c, const struct queue_item *it, void *arg, char **err)
-{
-    (void)arg;
-    (void)err;
-    const char *p[] = {it->zoho_id, it->payload};
-    PQclear(PQexecParams(c, "INSERT INTO handled VALUES ('contacts', $1, $2)", 2, NULL, p, NULL,
-                         NULL, 0));
+    const char *p[] = {arg, it->zoho_id, it->payload};
+    PQclear(PQexecParams(c, "INSERT INTO handled VALUES ($1, $2, $3)", 3, NULL, p, NULL, NULL, 0));
     return ITEM_OK;
 }
 
@@ -404,8 +393,8 @@ static void test_refetch_routing(void **state)
 {
     (void)state;
     pgtest_exec(db, "CREATE TABLE handled (handler text, id text, payload text)");
-    engine_register_refetch_handler(refetch_rec, NULL);
-    engine_register_item_handler("contacts", "upsert", contacts_rec, NULL);
+    engine_register_refetch_handler(record_handled, "refetch");
+    engine_register_item_handler("contacts", "upsert", record_handled, "contacts");
     char *rec = make_item(803, "2024-03-01T10:00:00+0000", "carried", 4);
     enq("items", 801, "{\"refetch\":true,\"hint\":\"webhook\"}", 5, NULL);
     enq("items", 802, NULL, 5, NULL);
