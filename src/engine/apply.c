@@ -67,12 +67,13 @@ static const char *col_cast(enum entity_coltype t)
     }
 }
 
-static bool has_lmt(const struct entity_desc *d)
+/* The descriptor column last_modified_time, or -1. */
+static ssize_t lmt_column(const struct entity_desc *d)
 {
     for (size_t i = 0; i < entity_ncolumns(d); i++)
         if (str_eq(d->columns[i].column, "last_modified_time"))
-            return true;
-    return false;
+            return (ssize_t)i;
+    return -1;
 }
 
 /* The first CTEs: which items are ours to complete, and their records
@@ -191,89 +192,159 @@ static void put_col_expr(struct strbuf *sb, const struct entity_column *col)
     strbuf_printf(sb, " ELSE %s END", rej);
 }
 
+/* The record's values, as SELECT list items from src s: the id, then
+ * one per descriptor column (named v0.. when named), then the record. */
+static void put_values(struct strbuf *sb, const struct entity_desc *d, bool sqlmap, bool named)
+{
+    size_t nc = entity_ncolumns(d);
+    if (sqlmap)
+        /* The record's id must be the queued one (map.c's map_id for the
+         * plain case: digits). */
+        strbuf_printf(sb,
+                      "CASE WHEN length(s.zid) BETWEEN 1 AND 40"
+                      " AND translate(s.zid, '0123456789', '') = '' AND s.doc ->> '%s'"
+                      " = s.zid THEN s.zid ELSE tds.map_reject($3, s.zid, '%s') END",
+                      d->id_field, d->id_field);
+    else
+        strbuf_puts(sb, "s.zid");
+    if (named)
+        strbuf_puts(sb, " AS zid");
+    for (size_t i = 0; i < nc; i++) {
+        strbuf_puts(sb, ", ");
+        if (sqlmap)
+            put_col_expr(sb, &d->columns[i]);
+        else
+            strbuf_printf(sb, "s.c%zu%s", i, col_cast(d->columns[i].type));
+        if (named)
+            strbuf_printf(sb, " AS v%zu", i);
+    }
+    strbuf_puts(sb, ", s.doc");
+}
+
+/* The columns of a zoho.item_locations row from a location (l) of an
+ * item (zid) of CTE locs; DISTINCT ON: a location listed twice is one. */
+#define LOC_INSERT                                                                                 \
+    "INSERT INTO zoho.item_locations (item_id, location_id, location_name,"                        \
+    "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"            \
+    " SELECT DISTINCT ON (zid, coalesce(l ->> 'location_id', l ->> 'warehouse_id')) zid,"         \
+    "   coalesce(l ->> 'location_id', l ->> 'warehouse_id'),"                                      \
+    "   coalesce(l ->> 'location_name', l ->> 'warehouse_name'),"                                  \
+    "   nullif(coalesce(l ->> 'is_primary', l ->> 'is_primary_location'), '')::boolean,"           \
+    "   nullif(coalesce(l ->> 'location_stock_on_hand', l ->> 'warehouse_stock_on_hand'), "        \
+    "'')::numeric,"                                                                                \
+    "   nullif(coalesce(l ->> 'location_available_stock', l ->> "                                 \
+    "'warehouse_available_stock'), '')::numeric,"                                                  \
+    "   nullif(coalesce(l ->> 'location_actual_available_stock',"                                  \
+    "     l ->> 'warehouse_actual_available_stock'), '')::numeric, now() FROM locs"
+
+/*
+ * Items' locations (Inventory) or warehouses (older payloads), replaced as
+ * a set for the items written (CTE up).  split: the new items (CTE ins)
+ * have none yet, so theirs are plainly inserted (see build_upsert); the
+ * others' are deleted where gone and upserted.
+ */
+static void put_locations(struct strbuf *sb, bool split)
+{
+    strbuf_puts(
+        sb,
+        " ls AS (SELECT s.zid, CASE WHEN jsonb_typeof(s.doc -> 'locations') = 'array'"
+        "   THEN s.doc -> 'locations' WHEN jsonb_typeof(s.doc -> 'warehouses') = 'array'"
+        "   THEN s.doc -> 'warehouses' END AS arr FROM src s"
+        "   WHERE s.zid IN (SELECT zid FROM up)),"
+        " locs AS (SELECT ls.zid, l FROM ls, jsonb_array_elements(ls.arr) AS l"
+        "   WHERE ls.arr IS NOT NULL"
+        "   AND coalesce(l ->> 'location_id', l ->> 'warehouse_id', '') <> ''),"
+        /* x.item_id = ANY (ARRAY(subquery)): the planner cannot count
+         * that array and assumes a few elements, so this is an index
+         * scan of the batch's ids whatever the statistics say.  With a
+         * literal list of 500 ids (or a join), a table never analyzed
+         * -- a first load, before autovacuum's first look -- has its
+         * rows estimated as many, and every batch read all of it. */
+        " locdel AS (DELETE FROM zoho.item_locations x"
+        "   WHERE x.item_id = ANY (ARRAY(SELECT zid FROM ls WHERE arr IS NOT NULL");
+    if (split)
+        strbuf_puts(sb, " AND zid IN (SELECT zid FROM upd)");
+    strbuf_puts(sb, "))"
+                    "   AND NOT EXISTS (SELECT 1 FROM locs WHERE locs.zid = x.item_id AND"
+                    "     coalesce(locs.l ->> 'location_id', locs.l ->> 'warehouse_id')"
+                    " = x.location_id)),");
+    if (split)
+        strbuf_puts(sb, " locnew AS (" LOC_INSERT " WHERE zid IN (SELECT zid FROM ins)),");
+    strbuf_puts(sb, " locup AS (" LOC_INSERT);
+    if (split)
+        strbuf_puts(sb, " WHERE zid IN (SELECT zid FROM upd)");
+    strbuf_puts(sb, " ON CONFLICT (item_id, location_id) DO UPDATE SET"
+                    "   location_name = EXCLUDED.location_name,"
+                    "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
+                    "   available_stock = EXCLUDED.available_stock,"
+                    "   actual_available_stock = EXCLUDED.actual_available_stock,"
+                    "   synced_at = now()),");
+}
+
+/*
+ * The upsert.  The batch's fast path (queued, not strict) inserts the
+ * records that are new (not in old) with a plain INSERT and updates the
+ * others with an UPDATE: ON CONFLICT's speculative insertion (an extra
+ * index probe and WAL record per row) cost ~8 us of server CPU per item
+ * record with its two locations.  Should a record appear meanwhile (another
+ * worker, a sync), the INSERT fails, the batch is rolled back and replayed
+ * item by item with the ON CONFLICT form, which every other path uses.
+ */
 static char *build_upsert(const struct entity_desc *d, bool queued, bool strict, bool sqlmap)
 {
     struct strbuf sb = {0};
     size_t nc = entity_ncolumns(d);
-    bool lmt = has_lmt(d);
+    ssize_t lc = lmt_column(d);
+    bool lmt = lc >= 0, split = queued && !strict;
+    const char *lmt_sql = lmt ? "t.last_modified_time" : "NULL::timestamptz";
     put_head(&sb, queued, strict, true, sqlmap, d);
     strbuf_printf(&sb,
                   " old AS (SELECT t.%s AS zid, %s AS lmt FROM %s t"
                   " WHERE t.%s = ANY ($6::text[]) AND t.%s IN (SELECT zid FROM src)),",
-                  d->id_field, lmt ? "t.last_modified_time" : "NULL::timestamptz", d->table,
-                  d->id_field, d->id_field);
-    strbuf_printf(&sb, " up AS (INSERT INTO %s AS t (%s", d->table, d->id_field);
+                  d->id_field, lmt_sql, d->table, d->id_field, d->id_field);
+    strbuf_printf(&sb, " %s AS (INSERT INTO %s AS t (%s", split ? "ins" : "up", d->table,
+                  d->id_field);
     for (size_t i = 0; i < nc; i++)
         strbuf_printf(&sb, ", %s", d->columns[i].column);
-    if (sqlmap) {
-        /* The record's id must be the queued one (map.c's map_id for the
-         * plain case: digits). */
-        strbuf_printf(&sb,
-                      ", raw, synced_at, deleted_at) SELECT CASE WHEN length(s.zid) BETWEEN 1"
-                      " AND 40 AND translate(s.zid, '0123456789', '') = '' AND s.doc ->> '%s'"
-                      " = s.zid THEN s.zid ELSE tds.map_reject($3, s.zid, '%s') END",
-                      d->id_field, d->id_field);
-        for (size_t i = 0; i < nc; i++) {
-            strbuf_puts(&sb, ", ");
-            put_col_expr(&sb, &d->columns[i]);
-        }
-        strbuf_puts(&sb, ", s.doc, now(), NULL FROM src s");
+    strbuf_puts(&sb, ", raw, synced_at, deleted_at) SELECT ");
+    put_values(&sb, d, sqlmap, false);
+    strbuf_puts(&sb, ", now(), NULL FROM src s");
+    if (split) {
+        strbuf_puts(&sb, " WHERE s.zid NOT IN (SELECT zid FROM old)");
     } else {
-        strbuf_puts(&sb, ", raw, synced_at, deleted_at) SELECT zid");
+        strbuf_printf(&sb, " ON CONFLICT (%s) DO UPDATE SET ", d->id_field);
         for (size_t i = 0; i < nc; i++)
-            strbuf_printf(&sb, ", c%zu%s", i, col_cast(d->columns[i].type));
-        strbuf_puts(&sb, ", doc, now(), NULL FROM src");
+            strbuf_printf(&sb, "%s = EXCLUDED.%s, ", d->columns[i].column,
+                          d->columns[i].column);
+        /* row_hash: the bulk merge's memory of a listing; NULL = compare again. */
+        strbuf_puts(&sb, "raw = EXCLUDED.raw, row_hash = NULL, synced_at = EXCLUDED.synced_at,"
+                         " deleted_at = NULL");
+        if (lmt)
+            strbuf_puts(&sb, " WHERE t.last_modified_time IS NULL"
+                             " OR EXCLUDED.last_modified_time >= t.last_modified_time");
     }
-    strbuf_printf(&sb, " ON CONFLICT (%s) DO UPDATE SET ", d->id_field);
-    for (size_t i = 0; i < nc; i++)
-        strbuf_printf(&sb, "%s = EXCLUDED.%s, ", d->columns[i].column, d->columns[i].column);
-    /* row_hash: the bulk merge's memory of a listing; NULL = compare again. */
-    strbuf_puts(&sb, "raw = EXCLUDED.raw, row_hash = NULL, synced_at = EXCLUDED.synced_at,"
-                     " deleted_at = NULL");
-    if (lmt)
-        strbuf_puts(&sb, " WHERE t.last_modified_time IS NULL"
-                         " OR EXCLUDED.last_modified_time >= t.last_modified_time");
-    strbuf_printf(&sb, " RETURNING t.%s AS zid, %s AS lmt),", d->id_field,
-                  lmt ? "t.last_modified_time" : "NULL::timestamptz");
-    if (str_eq(d->name, "items")) {
-        /* Locations (Inventory) or warehouses (older payloads), replaced as a set. */
-        strbuf_puts(
-            &sb,
-            " ls AS (SELECT s.zid, CASE WHEN jsonb_typeof(s.doc -> 'locations') = 'array'"
-            "   THEN s.doc -> 'locations' WHEN jsonb_typeof(s.doc -> 'warehouses') = 'array'"
-            "   THEN s.doc -> 'warehouses' END AS arr FROM src s"
-            "   WHERE s.zid IN (SELECT zid FROM up)),"
-            " locs AS (SELECT ls.zid, l FROM ls, jsonb_array_elements(ls.arr) AS l"
-            "   WHERE ls.arr IS NOT NULL"
-            "   AND coalesce(l ->> 'location_id', l ->> 'warehouse_id', '') <> ''),"
-            /* x.item_id = ANY (ARRAY(subquery)): the planner cannot count
-             * that array and assumes a few elements, so this is an index
-             * scan of the batch's ids whatever the statistics say.  With a
-             * literal list of 500 ids (or a join), a table never analyzed
-             * -- a first load, before autovacuum's first look -- has its
-             * rows estimated as many, and every batch read all of it. */
-            " locdel AS (DELETE FROM zoho.item_locations x"
-            "   WHERE x.item_id = ANY (ARRAY(SELECT zid FROM ls WHERE arr IS NOT NULL))"
-            "   AND NOT EXISTS (SELECT 1 FROM locs WHERE locs.zid = x.item_id AND"
-            "     coalesce(locs.l ->> 'location_id', locs.l ->> 'warehouse_id') = x.location_id)),"
-            " locup AS (INSERT INTO zoho.item_locations (item_id, location_id, location_name,"
-            "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"
-            " SELECT DISTINCT ON (zid, coalesce(l ->> 'location_id', l ->> 'warehouse_id')) zid,"
-            "   coalesce(l ->> 'location_id', l ->> 'warehouse_id'),"
-            "   coalesce(l ->> 'location_name', l ->> 'warehouse_name'),"
-            "   nullif(coalesce(l ->> 'is_primary', l ->> 'is_primary_location'), '')::boolean,"
-            "   nullif(coalesce(l ->> 'location_stock_on_hand', l ->> 'warehouse_stock_on_hand'), "
-            "'')::numeric,"
-            "   nullif(coalesce(l ->> 'location_available_stock', l ->> "
-            "'warehouse_available_stock'), '')::numeric,"
-            "   nullif(coalesce(l ->> 'location_actual_available_stock',"
-            "     l ->> 'warehouse_actual_available_stock'), '')::numeric, now() FROM locs"
-            " ON CONFLICT (item_id, location_id) DO UPDATE SET location_name = "
-            "EXCLUDED.location_name,"
-            "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
-            "   available_stock = EXCLUDED.available_stock,"
-            "   actual_available_stock = EXCLUDED.actual_available_stock, synced_at = now()),");
+    strbuf_printf(&sb, " RETURNING t.%s AS zid, %s AS lmt),", d->id_field, lmt_sql);
+    if (split) {
+        strbuf_printf(&sb, " upd AS (UPDATE %s AS t SET (", d->table);
+        for (size_t i = 0; i < nc; i++)
+            strbuf_printf(&sb, "%s, ", d->columns[i].column);
+        strbuf_puts(&sb, "raw, row_hash, synced_at, deleted_at) = (");
+        for (size_t i = 0; i < nc; i++)
+            strbuf_printf(&sb, "x.v%zu, ", i);
+        strbuf_puts(&sb, "x.doc, NULL, now(), NULL) FROM (SELECT ");
+        put_values(&sb, d, sqlmap, true);
+        strbuf_printf(&sb, " FROM src s WHERE s.zid IN (SELECT zid FROM old)) x"
+                           " WHERE t.%s = x.zid AND t.%s = ANY ($6::text[])",
+                      d->id_field, d->id_field);
+        if (lmt)
+            strbuf_printf(&sb, " AND (t.last_modified_time IS NULL"
+                               " OR x.v%zd >= t.last_modified_time)",
+                          lc);
+        strbuf_printf(&sb, " RETURNING t.%s AS zid, %s AS lmt),", d->id_field, lmt_sql);
+        strbuf_puts(&sb, " up AS (SELECT zid, lmt FROM ins UNION ALL SELECT zid, lmt FROM upd),");
     }
+    if (str_eq(d->name, "items"))
+        put_locations(&sb, split);
     strbuf_puts(&sb,
                 " ev AS (INSERT INTO tds.events (type, run_id, entity_type, entity_id, data)"
                 " SELECT CASE WHEN o.zid IS NULL THEN 'tds.entity.create' ELSE 'tds.entity.update'"

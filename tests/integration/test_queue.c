@@ -3,7 +3,8 @@
  * PostgreSQL: folding, the default upsert (older never overwrites newer,
  * locations, events), one bad item failing alone, retries with backoff,
  * dead-lettering (at once for bad payloads, after max_attempts otherwise),
- * DLQ retry / retry matching / discard, pause and resume; the bulk apply
+ * DLQ retry / retry matching / discard, a record appearing while a batch
+ * writes it, pause and resume; the bulk apply
  * (payloads mapped in SQL) storing exactly what map.c stores, and which
  * items go to the refetch handler.
  */
@@ -243,6 +244,44 @@ static void test_move_to_dlq_and_retry_now(void **state)
     pgtest_exec(db, "UPDATE tds.control SET value = 'false' WHERE key = 'paused'");
 }
 
+/* A record that appears between the batch's look and its write (another
+ * engine, a sync): the batch's plain INSERT of new records fails on it,
+ * and the batch is replayed item by item, where the upsert takes the newer
+ * record.  Nothing lost, nothing older kept. */
+static void test_new_record_race(void **state)
+{
+    (void)state;
+    PGconn *other = pgtest_connect();
+    pgtest_exec(other, "BEGIN");
+    pgtest_exec(other, "INSERT INTO zoho.items (item_id, name, last_modified_time, raw)"
+                       " VALUES ('901', 'from elsewhere', '2024-01-01T00:00:00Z', '{}')");
+    char *rec = make_item(901, "2024-06-01T10:00:00+0000", "from the queue", 4);
+    enq("items", 901, rec, 5, NULL);
+    free(rec);
+    long long replays = metrics_counter_get(METRIC_BATCHES_REPLAYED);
+    struct engine *e = start_engine(&cl, "tq-race");
+    /* the batch's INSERT waits for the other transaction's row */
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                                 " 'Lock' AND query LIKE 'WITH done AS%'",
+                                 1, 10000),
+                     1);
+    pgtest_exec(other, "COMMIT");
+    PQfinish(other);
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue WHERE zoho_id = '901'"
+                                 " AND status = 'completed'",
+                                 1, 10000),
+                     1);
+    stop_engine(e);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '901'"
+                                       " AND name = 'from the queue'"),
+                     1);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM zoho.item_locations WHERE item_id = '901'"), 2);
+    assert_true(metrics_counter_get(METRIC_BATCHES_REPLAYED) > replays);
+}
+
 static void test_pause_resume(void **state)
 {
     (void)state;
@@ -448,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_apply_and_newer_wins),
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
+        cmocka_unit_test(test_new_record_race),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_bulk_mapping_matches_map_c),
         cmocka_unit_test(test_refetch_routing),
