@@ -30,10 +30,13 @@ static enum item_result noop(PGconn *c, const struct queue_item *it, void *arg, 
     return ITEM_OK;
 }
 
-/* Builds the payloads in SQL (fast), shaped like GET /items/{id} records. */
+/* Builds the payloads in SQL (fast), shaped like GET /items/{id} records,
+ * kept beside their rows as queue_enqueue keeps records (tds/queue.h). */
 static const char *const fill_items =
-    "INSERT INTO tds.sync_queue (entity_type, zoho_id, payload)"
-    " SELECT 'items', (4600000000000 + g)::text, jsonb_build_object("
+    "WITH q AS (INSERT INTO tds.sync_queue (entity_type, zoho_id)"
+    "   SELECT 'items', (4600000000000 + g)::text FROM generate_series(1, $1::int) g"
+    "   RETURNING id, zoho_id::bigint - 4600000000000 AS g)"
+    " INSERT INTO tds.queue_payloads (queue_id, payload) SELECT id, jsonb_build_object("
     "  'item_id', (4600000000000 + g)::text, 'name', 'Widget model ' || g || ' (blue, 12 mm)',"
     "  'sku', 'WID-' || lpad(g::text, 8, '0'), 'status', 'active', 'rate', (g % 500) + 0.99,"
     "  'purchase_rate', (g % 300) + 0.49, 'item_type', 'inventory', 'product_type', 'goods',"
@@ -60,7 +63,7 @@ static const char *const fill_items =
     "    jsonb_build_object('location_id', '1234567000000071002', 'location_name', 'Warehouse',"
     "      'is_primary', false, 'location_stock_on_hand', (g % 300)::text,"
     "      'location_available_stock', g % 300, 'location_actual_available_stock', g % 300)))"
-    " FROM generate_series(1, $1::int) g";
+    " FROM q";
 
 static const char *const fill_noop =
     "INSERT INTO tds.sync_queue (entity_type, zoho_id, payload)"
@@ -99,7 +102,7 @@ int main(int argc, char **argv)
     const char *p[] = {argv[3]};
     if ((phase == NULL || strcmp(phase, "drain") != 0) &&
         (db_cmd(c, strcmp(mode, "noop") == 0 ? fill_noop : fill_items, 1, p, &err) != 0 ||
-         db_cmd(c, "VACUUM ANALYZE tds.sync_queue", 0, NULL, &err) != 0)) {
+         db_cmd(c, "VACUUM ANALYZE tds.sync_queue, tds.queue_payloads", 0, NULL, &err) != 0)) {
         fprintf(stderr, "fill: %s\n", err);
         return 1;
     }

@@ -48,6 +48,9 @@ struct queue_item {
     int priority;
 };
 
+/* The longest record queue_enqueue keeps in the queue row (bytes). */
+#define QUEUE_INLINE_MAX 512
+
 struct queue_enqueue_opts {
     long long run_id;   /* 0: none */
     long long inbox_id; /* 0: none */
@@ -59,12 +62,19 @@ struct queue_enqueue_opts {
  * Adds a change for (entity_type, zoho_id), or folds it into the record's
  * pending item (newest payload and operation win, priority is the higher of
  * the two), and wakes the engines (NOTIFY tds_queue, delivered at commit).
- * payload_json may be NULL.  *id (may be NULL) receives the item's id.
+ * payload_json may be NULL.  A record longer than QUEUE_INLINE_MAX bytes
+ * is kept in tds.queue_payloads, not in the row, which the claim and the
+ * completion would copy again; a refetch request stays in the row.  *id
+ * (may be NULL) receives the item's id.
  * Returns 0, or -1 with *err (caller frees).
  */
 int queue_enqueue(PGconn *c, const char *entity_type, const char *zoho_id, enum queue_op op,
                   const char *payload_json, const struct queue_enqueue_opts *opts, long long *id,
                   char **err) TDS_MUST_CHECK;
+
+/* A refetch request: no payload, or {"refetch": true, ...} (the rule of
+ * the claim's SQL too). */
+bool queue_payload_is_refetch(const char *payload_json);
 
 /* Sets the priority (1-10) of a pending or retrying item.  -1 with *err if
  * the item is not waiting or the value is out of range. */

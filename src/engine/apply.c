@@ -89,9 +89,10 @@ static void put_head(struct strbuf *sb, bool queued, bool strict, bool upsert, b
     else
         strbuf_puts(sb, "WITH done AS (SELECT unnest($1::bigint[]) AS id WHERE $2::text IS NULL),");
     size_t nc = sqlmap ? 0 : entity_ncolumns(d);
-    /* Queued records come from the queue row's payload (already jsonb: not
-     * sent again, not parsed again), unwrapped from {"item": {...}} when
-     * wrapped ($7 = the singular name); direct ones from $7 = raw text[]. */
+    /* Queued records come from the queued payload (already jsonb: not sent
+     * again, not parsed again; one place holds it, 0011), unwrapped from
+     * {"item": {...}} when wrapped ($7 = the singular name); direct ones
+     * from $7 = raw text[]. */
     strbuf_puts(sb, " src AS (SELECT u.qid, u.run_id, u.zid");
     if (upsert) {
         if (queued)
@@ -118,7 +119,10 @@ static void put_head(struct strbuf *sb, bool queued, bool strict, bool upsert, b
     }
     strbuf_puts(sb, ")");
     if (upsert && queued)
-        strbuf_puts(sb, " JOIN tds.sync_queue q ON q.id = u.qid");
+        strbuf_puts(sb, " CROSS JOIN LATERAL (SELECT coalesce((SELECT p.payload"
+                        " FROM tds.queue_payloads p WHERE p.queue_id = u.qid),"
+                        " (SELECT r.payload FROM tds.sync_queue r WHERE r.id = u.qid))"
+                        " AS payload) q");
     if (strict)
         strbuf_puts(sb, " WHERE u.qid IN (SELECT id FROM done)");
     strbuf_puts(sb, "),");

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "engine_internal.h"
 #include "tds/db.h"
 #include "tds/log.h"
@@ -78,14 +80,21 @@ int queue_enqueue(PGconn *c, const char *entity_type, const char *zoho_id, enum 
     snprintf(ma, sizeof ma, "%d", opts ? opts->max_attempts : 0);
     fmt_ll(rid, sizeof rid, opts ? opts->run_id : 0);
     fmt_ll(iid, sizeof iid, opts ? opts->inbox_id : 0);
+    bool big = payload_json != NULL && strlen(payload_json) > QUEUE_INLINE_MAX &&
+               !queue_payload_is_refetch(payload_json);
     const char *p[] = {entity_type,
                        zoho_id,
                        queue_op_name(op),
-                       payload_json,
+                       big ? NULL : payload_json,
                        ps,
                        opts && opts->max_attempts > 0 ? ma : NULL,
                        opts && opts->run_id > 0 ? rid : NULL,
-                       opts && opts->inbox_id > 0 ? iid : NULL};
+                       opts && opts->inbox_id > 0 ? iid : NULL,
+                       big ? payload_json : NULL};
+    /* $4: a payload kept in the row, $9: one kept beside it.  A fold:
+     * the newest wins, "none" included; writing the row's clears the
+     * other place (trigger sync_queue_payload_in_row, 0011), pi and pd
+     * the rest. */
     PGresult *r = db_exec(
         c,
         "WITH ins AS (INSERT INTO tds.sync_queue (entity_type, zoho_id, operation, payload,"
@@ -97,15 +106,30 @@ int queue_enqueue(PGconn *c, const char *entity_type, const char *zoho_id, enum 
         "   priority = greatest(tds.sync_queue.priority, EXCLUDED.priority),"
         "   run_id = coalesce(EXCLUDED.run_id, tds.sync_queue.run_id),"
         "   inbox_id = coalesce(EXCLUDED.inbox_id, tds.sync_queue.inbox_id), updated_at = now()"
-        " RETURNING id)"
+        " RETURNING id),"
+        " pi AS (INSERT INTO tds.queue_payloads (queue_id, payload) SELECT id, $9::jsonb FROM ins"
+        "   WHERE $9::jsonb IS NOT NULL"
+        "   ON CONFLICT (queue_id) DO UPDATE SET payload = EXCLUDED.payload),"
+        " pd AS (DELETE FROM tds.queue_payloads WHERE $9::jsonb IS NULL AND $4::jsonb IS NULL"
+        "   AND queue_id = (SELECT id FROM ins))"
         " SELECT id, pg_notify('tds_queue', '') FROM ins",
-        8, p, err);
+        9, p, err);
     if (r == NULL)
         return -1;
     if (id)
         *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
+}
+
+bool queue_payload_is_refetch(const char *payload_json)
+{
+    if (payload_json == NULL)
+        return true;
+    cJSON *pl = cJSON_Parse(payload_json);
+    bool yes = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pl, "refetch"));
+    cJSON_Delete(pl);
+    return yes;
 }
 
 /* Runs an UPDATE of one item; -1 with msg when it touched nothing. */
@@ -157,7 +181,8 @@ int queue_retry_now(PGconn *c, long long id, char **err)
 
 /*
  * The dead-lettering statement: the item leaves the queue as 'dead', its
- * history (plus this failure) goes to tds.dead_letter, and the event
+ * history (plus this failure) and its payload (in its row or in
+ * tds.queue_payloads, 0011) go to tds.dead_letter, and the event
  * tds.deadletter.added is written.  $1 id, $2 reason, $3 attempts to add
  * (1 for a failed attempt, 0 for a manual move), $4 lease holder or NULL.
  */
@@ -169,9 +194,10 @@ int queue_retry_now(PGconn *c, long long id, char **err)
     " WHERE id = $1::bigint AND " WHERE " RETURNING *),"                                           \
     " d AS (INSERT INTO tds.dead_letter (queue_id, run_id, entity_type, zoho_id, operation,"       \
     "   payload, failure_reason, attempts, error_history, auto_retried_at)"                        \
-    " SELECT id, run_id, entity_type, zoho_id, operation, payload, $2, attempts, error_history,"   \
-    "   CASE WHEN auto_retry THEN now() END FROM q RETURNING id, queue_id, run_id, entity_type,"   \
-    "   zoho_id),"                                                                                 \
+    " SELECT q.id, run_id, entity_type, zoho_id, operation, coalesce(q.payload, p.payload), $2,"   \
+    "   attempts, error_history, CASE WHEN auto_retry THEN now() END"                              \
+    "   FROM q LEFT JOIN tds.queue_payloads p ON p.queue_id = q.id"                                \
+    "   RETURNING id, queue_id, run_id, entity_type, zoho_id),"                                    \
     " ev AS (INSERT INTO tds.events (type, run_id, entity_type, entity_id, data)"                  \
     " SELECT 'tds.deadletter.added', run_id, entity_type, zoho_id, jsonb_build_object("            \
     "   'dead_letter_id', id, 'queue_id', queue_id, 'reason', $2::text) FROM d)"                   \

@@ -2,7 +2,9 @@
  * worker.c: a worker thread drains the queue in batches.  Claim: one
  * statement marks up to batch_size due items 'processing' under this
  * worker's lease (FOR UPDATE SKIP LOCKED, priority then age) and commits,
- * so the lease, not the connection, holds them.  Apply: one transaction
+ * so the lease, not the connection, holds them; the payloads tds needs
+ * come with them, or, kept in tds.queue_payloads (0011), from a second
+ * statement.  Apply: one transaction
  * that does the batch's writes and completes its items.  The fast path is
  * one statement per (entity, operation) group; upserts that carry their
  * record are mapped in that statement, from the payload where it lies (the
@@ -35,8 +37,10 @@ struct witem {
     void *arg;
     const struct entity_desc *desc; /* the default handler's entity */
     struct entity_record rec;
-    bool bulk;          /* mapped in SQL (payload not shipped: it.payload NULL) */
-    char *payload_buf;  /* a bulk item's payload, read for the per-item path */
+    bool bulk;          /* mapped in SQL (payload not read: it.payload NULL) */
+    char *payload_buf;  /* it.payload's storage */
+    bool elsewhere;     /* not bulk, no payload in its row: maybe in tds.queue_payloads */
+    bool replay;        /* a bulk item read again for the per-item path */
     bool mapped;
     char *fatal; /* cannot succeed: no handler, bad payload */
     bool done;   /* completed (or failed and recorded) */
@@ -56,10 +60,119 @@ static bool conn_bad(PGconn *c)
     return PQstatus(c) != CONNECTION_OK;
 }
 
-/* A claimed row the default handler applies in bulk (see claim). */
+/*
+ * Whether a claimed item is applied in bulk, in SQL (PL: its payload):
+ * an upsert of an entity the default handler applies (ENTS: those with no
+ * handler of their own) that carries a record, not a refetch request when
+ * a refetch handler is registered (REFETCH).  Its payload is not sent:
+ * the apply maps it where it lies (printing each (jsonb_out) cost the
+ * server ~18 us per item, and parsing and mapping it here ~20 us more).
+ */
+#define BULK_RULE(PL, ENTS, REFETCH)                                                               \
+    "(q.operation = 'upsert' AND q.entity_type = ANY (" ENTS "::text[]) AND " PL " IS NOT NULL"   \
+    " AND NOT (" REFETCH "::boolean AND " PL " -> 'refetch' IS NOT DISTINCT FROM 'true'::jsonb))"
+
+/* BULK_RULE's ENTS and REFETCH: into ents (a text[] literal), *refetch. */
+static void bulk_params(struct strbuf *ents, const char **refetch)
+{
+    size_t ne;
+    const struct entity_desc *all = entity_all(&ne);
+    strbuf_putc(ents, '{');
+    for (size_t i = 0; i < ne; i++) {
+        void *arg;
+        if (engine_find_item_handler(all[i].name, "upsert", &arg) != NULL)
+            continue;
+        if (ents->len > 1)
+            strbuf_putc(ents, ',');
+        strbuf_puts(ents, all[i].name);
+    }
+    strbuf_putc(ents, '}');
+    void *rarg;
+    *refetch = engine_find_refetch_handler(&rarg) != NULL ? "t" : "f";
+}
+
+static void set_payload(struct witem *wi, const char *v)
+{
+    free(wi->payload_buf);
+    wi->payload_buf = v ? xstrdup(v) : NULL;
+    wi->it.payload = wi->payload_buf;
+}
+
+/* Row k of r: payload and bulk flag in columns col and col + 1, a bulk
+ * item's payload NULL when not sent (the claim) or not wanted. */
+static void take_payload(struct witem *wi, PGresult *r, int k, int col, bool keep_bulk)
+{
+    wi->bulk = str_eq(PQgetvalue(r, k, col + 1), "t");
+    set_payload(wi, (wi->bulk && !keep_bulk) || PQgetisnull(r, k, col) ? NULL
+                                                                        : PQgetvalue(r, k, col));
+}
+
+/*
+ * Reads the payloads of the items pred selects (one query; a row's own,
+ * else tds.queue_payloads'), and decides again which are applied in bulk;
+ * those keep their payloads only with keep_bulk.  0, or -1 (SQL).
+ */
+static int read_payloads(struct worker *w, struct witem *items, int n,
+                         bool (*pred)(const struct witem *), bool keep_bulk, char **err)
+{
+    struct strbuf ids = {0}, ents = {0};
+    for (int i = 0; i < n; i++) {
+        if (!pred(&items[i]))
+            continue;
+        strbuf_putc(&ids, ids.len ? ',' : '{');
+        strbuf_printf(&ids, "%lld", items[i].it.id);
+    }
+    if (ids.len == 0)
+        return 0;
+    strbuf_putc(&ids, '}');
+    const char *refetch;
+    bulk_params(&ents, &refetch);
+    const char *p[] = {ids.buf, ents.buf, refetch, keep_bulk ? "t" : "f"};
+    /* one row per id, in the list's order */
+    PGresult *r = db_exec(w->conn,
+                          "SELECT CASE WHEN b AND NOT $4::boolean THEN NULL ELSE pl END, b"
+                          " FROM (SELECT u.n,"
+                          "   coalesce(q.payload, p.payload) AS pl, " BULK_RULE(
+                              "coalesce(q.payload, p.payload)", "$2", "$3") " AS b"
+                          "   FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n)"
+                          "   LEFT JOIN tds.sync_queue q ON q.id = u.id"
+                          "   LEFT JOIN tds.queue_payloads p ON p.queue_id = u.id) s ORDER BY n",
+                          4, p, err);
+    strbuf_free(&ids);
+    strbuf_free(&ents);
+    if (r == NULL)
+        return -1;
+    for (int i = 0, k = 0; i < n && k < PQntuples(r); i++) {
+        if (!pred(&items[i]))
+            continue;
+        take_payload(&items[i], r, k++, 0, keep_bulk);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/*
+ * The claim's bulk rule: BULK_RULE for a payload in the row (the locked,
+ * newest version); a row without one is applied in bulk when a payload
+ * waits in tds.queue_payloads, where tds's enqueue keeps only records
+ * (never a refetch request).  That look is the statement's snapshot, which
+ * a change folded in meanwhile may have overtaken: then the apply finds no
+ * record and fails, and the per-item replay reads the payload again and
+ * decides again (map_bulk_items).
+ */
+#define CLAIM_BULK_ROW BULK_RULE("q.payload", "$4", "$5")
 #define CLAIM_BULK                                                                                 \
-    "(q.operation = 'upsert' AND q.entity_type = ANY ($4::text[]) AND q.payload IS NOT NULL"       \
-    " AND NOT ($5::boolean AND q.payload -> 'refetch' IS NOT DISTINCT FROM 'true'::jsonb))"
+    "(" CLAIM_BULK_ROW " OR (q.payload IS NULL AND q.operation = 'upsert'"                        \
+    " AND q.entity_type = ANY ($4::text[]) AND EXISTS (SELECT 1 FROM tds.queue_payloads p"        \
+    " WHERE p.queue_id = q.id)))"
+
+static bool is_elsewhere(const struct witem *wi)
+{
+    return wi->elsewhere;
+}
+
+static void release(struct worker *w, struct witem *items, int n);
+static void free_items(struct witem *items, int n);
 
 /* Claims up to limit items; returns the count (items in *out, strings in *res) or -1. */
 static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struct witem **out,
@@ -77,27 +190,10 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
     char ls[16], lim[16];
     snprintf(ls, sizeof ls, "%d", lease_s);
     snprintf(lim, sizeof lim, "%d", limit);
-    /* Upserts the default handler applies in bulk (known entities without
-     * a handler of their own, and not asking for a refetch when a refetch
-     * handler is registered) are mapped in SQL: their payloads stay in the
-     * database: printing each (jsonb_out) cost the server ~18 us per item,
-     * and parsing and mapping it here ~20 us more. */
-    struct strbuf bulk = {0};
-    size_t ne;
-    const struct entity_desc *all = entity_all(&ne);
-    strbuf_putc(&bulk, '{');
-    for (size_t i = 0; i < ne; i++) {
-        void *arg;
-        if (engine_find_item_handler(all[i].name, "upsert", &arg) != NULL)
-            continue;
-        if (bulk.len > 1)
-            strbuf_putc(&bulk, ',');
-        strbuf_puts(&bulk, all[i].name);
-    }
-    strbuf_putc(&bulk, '}');
-    void *rarg;
-    const char *refetch = engine_find_refetch_handler(&rarg) != NULL ? "t" : "f";
-    const char *p[] = {w->holder, ls, lim, bulk.buf, refetch};
+    struct strbuf ents = {0};
+    const char *refetch;
+    bulk_params(&ents, &refetch);
+    const char *p[] = {w->holder, ls, lim, ents.buf, refetch};
     PGresult *r = db_exec(
         w->conn,
         "UPDATE tds.sync_queue q SET status = 'processing', locked_by = $1,"
@@ -106,14 +202,16 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
         "   AND next_attempt_at <= now() ORDER BY priority DESC, id LIMIT $3::int"
         "   FOR UPDATE SKIP LOCKED) c WHERE q.id = c.id"
         " RETURNING q.id, q.run_id, q.entity_type, q.zoho_id, q.operation,"
-        " CASE WHEN " CLAIM_BULK " THEN NULL ELSE q.payload END,"
-        " q.attempts, q.max_attempts, q.priority, " CLAIM_BULK,
+        " q.attempts, q.max_attempts, q.priority,"
+        " CASE WHEN " CLAIM_BULK_ROW " THEN NULL ELSE q.payload END, " CLAIM_BULK ","
+        " q.payload IS NULL",
         5, p, err);
-    strbuf_free(&bulk);
+    strbuf_free(&ents);
     if (r == NULL)
         return -1;
     int n = PQntuples(r);
     struct witem *items = n ? xcalloc((size_t)n, sizeof *items) : NULL;
+    bool elsewhere = false;
     for (int i = 0; i < n; i++) {
         struct queue_item *it = &items[i].it;
         it->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -121,14 +219,25 @@ static int claim(struct worker *w, int limit, int lease_s, PGresult **res, struc
         it->entity_type = PQgetvalue(r, i, 2);
         it->zoho_id = PQgetvalue(r, i, 3);
         it->op = str_eq(PQgetvalue(r, i, 4), "delete") ? QOP_DELETE : QOP_UPSERT;
-        it->payload = PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5);
-        it->attempts = atoi(PQgetvalue(r, i, 6));
-        it->max_attempts = atoi(PQgetvalue(r, i, 7));
-        it->priority = atoi(PQgetvalue(r, i, 8));
-        items[i].bulk = str_eq(PQgetvalue(r, i, 9), "t");
+        it->attempts = atoi(PQgetvalue(r, i, 5));
+        it->max_attempts = atoi(PQgetvalue(r, i, 6));
+        it->priority = atoi(PQgetvalue(r, i, 7));
+        take_payload(&items[i], r, i, 8, false);
+        items[i].elsewhere = !items[i].bulk && str_eq(PQgetvalue(r, i, 10), "t");
+        elsewhere = elsewhere || items[i].elsewhere;
     }
     if (n > 1)
         qsort(items, (size_t)n, sizeof *items, cmp_witem);
+    /* The other payloads in tds.queue_payloads are read once the claim
+     * has committed: a change folded in until then (both tables, one
+     * transaction) is in; read by the claim, the row (locked: its newest
+     * version) and its payload (the statement's snapshot) might disagree. */
+    if (elsewhere && read_payloads(w, items, n, is_elsewhere, false, err) != 0) {
+        release(w, items, n); /* best effort: else the leases expire */
+        free_items(items, n);
+        PQclear(r);
+        return -1;
+    }
     *res = r;
     *out = items;
     return n;
@@ -143,18 +252,6 @@ static void map_item(struct witem *wi)
     else
         wi->mapped = true;
     free(err);
-}
-
-/* A refetch request: no payload, or {"refetch": true} (as the claim's SQL). */
-static bool wants_refetch(const struct queue_item *it)
-{
-    if (it->payload == NULL)
-        return true;
-    cJSON *pl = cJSON_Parse(it->payload);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(pl, "refetch");
-    bool yes = cJSON_IsTrue(v);
-    cJSON_Delete(pl);
-    return yes;
 }
 
 /* Chooses each item's handler and maps the payloads not mapped in SQL. */
@@ -178,7 +275,7 @@ static void prepare(struct witem *items, int n)
         if (wi->it.op != QOP_UPSERT || wi->bulk)
             continue;
         wi->fn = engine_find_refetch_handler(&wi->arg);
-        if (wi->fn != NULL && wants_refetch(&wi->it)) {
+        if (wi->fn != NULL && queue_payload_is_refetch(wi->it.payload)) {
             wi->desc = NULL;
             continue;
         }
@@ -187,44 +284,37 @@ static void prepare(struct witem *items, int n)
     }
 }
 
-/* The per-item path of the bulk items: reads their payloads (one query)
- * and maps them with map.c, which names what is wrong.  0, or -1 (SQL). */
+static bool is_bulk_unmapped(const struct witem *wi)
+{
+    return wi->bulk && !wi->fatal;
+}
+
+static bool is_replay(const struct witem *wi)
+{
+    return wi->replay;
+}
+
+/* The per-item path of the bulk items: reads their payloads (one query),
+ * decides again (the claim's look may be stale, see CLAIM_BULK) and maps
+ * them with map.c, which names what is wrong.  0, or -1 (SQL). */
 static int map_bulk_items(struct worker *w, struct witem *items, int n, char **err)
 {
-    struct strbuf ids = {0};
     for (int i = 0; i < n; i++)
-        if (items[i].bulk && !items[i].fatal) {
-            strbuf_putc(&ids, ids.len ? ',' : '{');
-            strbuf_printf(&ids, "%lld", items[i].it.id);
-        }
-    if (ids.len == 0)
-        return 0;
-    strbuf_putc(&ids, '}');
-    const char *p[] = {ids.buf};
-    /* one row per id, in the list's order */
-    PGresult *r = db_exec(w->conn,
-                          "SELECT q.payload FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n)"
-                          " LEFT JOIN tds.sync_queue q ON q.id = u.id ORDER BY u.n",
-                          1, p, err);
-    strbuf_free(&ids);
-    if (r == NULL)
+        items[i].replay = is_bulk_unmapped(&items[i]);
+    if (read_payloads(w, items, n, is_replay, true, err) != 0)
         return -1;
-    for (int i = 0, k = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
-        if (!wi->bulk || wi->fatal)
+        if (!wi->replay)
             continue;
-        free(wi->payload_buf);
-        wi->payload_buf = k < PQntuples(r) && !PQgetisnull(r, k, 0)
-                              ? xstrdup(PQgetvalue(r, k, 0))
-                              : NULL;
-        k++;
-        wi->it.payload = wi->payload_buf;
         if (wi->mapped)
             entity_record_free(&wi->rec);
         wi->mapped = false;
-        map_item(wi);
+        if (wi->bulk)
+            map_item(wi);
+        else
+            prepare(wi, 1); /* not a record after all */
     }
-    PQclear(r);
     return 0;
 }
 

@@ -508,7 +508,9 @@ static bool fetch_detail(struct tui_data *d, struct tui_snapshot *s, enum tui_de
         sql = "SELECT id, run_id, inbox_id, entity_type, zoho_id, operation, priority, status,"
               " attempts, max_attempts, next_attempt_at, locked_by, locked_until, created_at,"
               " updated_at, completed_at, last_error, jsonb_pretty(error_history) AS error_history,"
-              " jsonb_pretty(payload) AS payload FROM tds.sync_queue WHERE id = $1::bigint";
+              " jsonb_pretty(coalesce(q.payload, (SELECT p.payload FROM tds.queue_payloads p"
+              "   WHERE p.queue_id = q.id))) AS payload"
+              " FROM tds.sync_queue q WHERE id = $1::bigint";
         break;
     case DETAIL_DLQ:
     case DETAIL_DLQ_PAYLOAD:

@@ -18,7 +18,8 @@
 static struct config_loaded cl;
 
 static const char *const tables[] = {
-    "tds.sync_runs", "tds.inbox",   "tds.sync_queue", "tds.dead_letter", "tds.alerts",
+    "tds.sync_runs", "tds.inbox",   "tds.sync_queue", "tds.queue_payloads", "tds.dead_letter",
+    "tds.alerts",
     "tds.events",    "tds.engines", "tds.schedules",  "tds.sync_state",  "tds.audit",
     "tds.control",   "tds.leases",  "tds.schema_migrations",
     "zoho.items",    "zoho.item_locations", "zoho.contacts", "zoho.salesorders", "zoho.invoices",

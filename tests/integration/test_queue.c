@@ -3,7 +3,8 @@
  * PostgreSQL: folding, the default upsert (older never overwrites newer,
  * locations, events), one bad item failing alone, retries with backoff,
  * dead-lettering (at once for bad payloads, after max_attempts otherwise),
- * DLQ retry / retry matching / discard, a record appearing while a batch
+ * DLQ retry / retry matching / discard, where payloads are kept
+ * (tds.queue_payloads, or a row's own), a record appearing while a batch
  * writes it, pause and resume; the bulk apply
  * (payloads mapped in SQL) storing exactly what map.c stores, and which
  * items go to the refetch handler.
@@ -47,8 +48,10 @@ static void test_fold(void **state)
                      1);
     assert_int_equal(pgtest_scalar(db, "SELECT priority FROM tds.sync_queue WHERE zoho_id = '1'"),
                      7);
-    assert_int_equal(pgtest_scalar(db, "SELECT (payload->>'stock_on_hand')::int FROM tds.sync_queue"
-                                       " WHERE zoho_id = '1'"),
+    assert_int_equal(pgtest_scalar(db, "SELECT (p.payload->>'stock_on_hand')::int"
+                                       " FROM tds.sync_queue q"
+                                       " JOIN tds.queue_payloads p ON p.queue_id = q.id"
+                                       " WHERE zoho_id = '1' AND q.payload IS NULL"),
                      2);
     char *err = NULL;
     assert_int_equal(queue_set_priority(db, q1, 11, &err), -1);
@@ -242,6 +245,135 @@ static void test_move_to_dlq_and_retry_now(void **state)
     assert_int_equal(queue_move_to_dlq(db, q, "tester", "twice", &err), -1);
     free(err);
     pgtest_exec(db, "UPDATE tds.control SET value = 'false' WHERE key = 'paused'");
+}
+
+/* Fails every time (retry), saying whether it was given its payload. */
+static enum item_result moody(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)c;
+    (void)arg;
+    *err = xstrdup(it->payload && strstr(it->payload, "grumpy") ? "grumpy today (simulated)"
+                                                                 : "no payload given");
+    return ITEM_RETRY;
+}
+
+/* A record of "mood" longer than QUEUE_INLINE_MAX (caller frees). */
+static char *big_mood(const char *mood)
+{
+    char pad[QUEUE_INLINE_MAX + 1];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    return xasprintf("{\"mood\":\"%s\",\"notes\":\"%s\"}", mood, pad);
+}
+
+/* Where payloads are (0011): tds's enqueue keeps a record in
+ * tds.queue_payloads and a short payload in the row (a fold writes one
+ * place and clears the other, "none" included); a row written by SQL keeps
+ * its own.  Either way the handler, the DLQ and the console get it, and a
+ * payload leaves with its item (prune, TRUNCATE). */
+static void test_payload_homes(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    struct queue_enqueue_opts o = {.priority = 5, .max_attempts = 10};
+    long long q = 0, q2 = 0;
+    char *calm = big_mood("calm"), *grumpy = big_mood("grumpy");
+    assert_int_equal(queue_enqueue(db, "moody", "700", QOP_UPSERT, calm, &o, &q, &err), 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue q JOIN"
+                                       " tds.queue_payloads p ON p.queue_id = q.id WHERE"
+                                       " q.zoho_id = '700' AND q.payload IS NULL"
+                                       " AND p.payload->>'mood' = 'calm'"),
+                     1);
+    assert_int_equal(
+        queue_enqueue(db, "moody", "700", QOP_UPSERT, "{\"mood\":\"short\"}", &o, &q2, &err), 0);
+    assert_int_equal(q, q2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue q WHERE"
+                                       " q.zoho_id = '700' AND q.payload->>'mood' = 'short'"
+                                       " AND NOT EXISTS (SELECT 1 FROM tds.queue_payloads p"
+                                       "   WHERE p.queue_id = q.id)"),
+                     1);
+    assert_int_equal(queue_enqueue(db, "moody", "700", QOP_UPSERT, calm, &o, &q2, &err), 0);
+    assert_int_equal(queue_enqueue(db, "moody", "700", QOP_UPSERT, NULL, &o, &q2, &err), 0);
+    assert_int_equal(q, q2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue q WHERE"
+                                       " q.zoho_id = '700' AND (q.payload IS NOT NULL OR EXISTS"
+                                       " (SELECT 1 FROM tds.queue_payloads p"
+                                       "   WHERE p.queue_id = q.id))"),
+                     0);
+    /* rows written by SQL, payloads in them; a fold of a record by tds moves it */
+    pgtest_exec(db, "INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, max_attempts)"
+                    " VALUES ('moody', '701', '{\"mood\":\"grumpy\"}', 10),"
+                    " ('moody', '702', '{\"mood\":\"sleepy\"}', 10)");
+    assert_int_equal(queue_enqueue(db, "moody", "702", QOP_UPSERT, grumpy, &o, &q2, &err), 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue q JOIN"
+                                       " tds.queue_payloads p ON p.queue_id = q.id WHERE"
+                                       " q.zoho_id = '702' AND q.payload IS NULL"
+                                       " AND p.payload->>'mood' = 'grumpy'"),
+                     1);
+    /* a payload written into a row by SQL takes the place of one kept beside it */
+    assert_int_equal(queue_enqueue(db, "moody", "703", QOP_UPSERT, calm, &o, &q2, &err), 0);
+    pgtest_exec(db, "UPDATE tds.sync_queue SET payload = '{\"mood\":\"edited\"}'"
+                    " WHERE zoho_id = '703'");
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue q WHERE"
+                                       " q.zoho_id = '703' AND q.payload->>'mood' = 'edited'"
+                                       " AND NOT EXISTS (SELECT 1 FROM tds.queue_payloads p"
+                                       "   WHERE p.queue_id = q.id)"),
+                     1);
+    free(calm);
+    free(grumpy);
+    /* the handler gets both */
+    engine_register_item_handler("moody", NULL, moody, NULL);
+    struct engine *e = start_engine(&cl, "tq-moody");
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.sync_queue"
+                                 " WHERE zoho_id IN ('701', '702')"
+                                 " AND last_error LIKE 'grumpy today%'",
+                                 2, 10000),
+                     2);
+    stop_engine(e);
+    engine_clear_handlers();
+    q = pgtest_scalar(db, "SELECT id FROM tds.sync_queue WHERE zoho_id = '702'");
+
+    /* to the DLQ with it, and back into the queue (in the row) */
+    assert_int_equal(queue_move_to_dlq(db, q, "tester", "for the test", &err), 0);
+    char *sql = xasprintf("SELECT id FROM tds.dead_letter WHERE queue_id = %lld"
+                    " AND payload->>'mood' = 'grumpy'",
+                    q);
+    long long dl = pgtest_scalar(db, sql);
+    free(sql);
+    assert_true(dl > 0);
+    long long nq = 0;
+    assert_int_equal(dlq_retry(db, dl, "tester", &nq, &err), 0);
+    sql = xasprintf("SELECT count(*) FROM tds.sync_queue WHERE id = %lld AND status = 'pending'"
+                    " AND payload->>'mood' = 'grumpy'",
+                    nq);
+    assert_int_equal(pgtest_scalar(db, sql), 1);
+    free(sql);
+
+    /* prune: an old dead item goes with its payload; the new one stays */
+    sql = xasprintf("UPDATE tds.sync_queue SET updated_at = now() - interval '10 days'"
+                    " WHERE id = %lld",
+                    q);
+    pgtest_exec(db, sql);
+    free(sql);
+    long long pruned = 0;
+    assert_int_equal(queue_prune(db, 7, &pruned, &err), 0);
+    assert_true(pruned >= 1);
+    sql = xasprintf("SELECT (SELECT count(*) FROM tds.sync_queue WHERE id = %lld)"
+                    " + (SELECT count(*) FROM tds.queue_payloads WHERE queue_id = %lld)",
+                    q, q);
+    assert_int_equal(pgtest_scalar(db, sql), 0);
+    free(sql);
+    sql = xasprintf("SELECT count(*) FROM tds.sync_queue WHERE id = %lld", nq);
+    assert_int_equal(pgtest_scalar(db, sql), 1);
+    free(sql);
+
+    /* TRUNCATE takes them along too */
+    pgtest_exec(db, "INSERT INTO tds.queue_payloads SELECT id, '{}' FROM tds.sync_queue"
+                    " ON CONFLICT DO NOTHING");
+    assert_true(pgtest_scalar(db, "SELECT count(*) FROM tds.queue_payloads") > 0);
+    pgtest_exec(db, "TRUNCATE tds.sync_queue");
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.queue_payloads"), 0);
 }
 
 /* A record that appears between the batch's look and its write (another
@@ -440,12 +572,27 @@ static void test_refetch_routing(void **state)
     enq("items", 803, rec, 5, NULL);
     enq("contacts", 804, "{\"contact_id\":\"804\",\"contact_name\":\"ACME\"}", 5, NULL);
     free(rec);
+    /* a record kept beside its row reaches its handler too */
+    char *big = big_mood("big");
+    char *contact = xasprintf("{\"contact_id\":\"806\",\"contact_name\":\"Big\",\"x\":%s}", big);
+    enq("contacts", 806, contact, 5, NULL);
+    free(big);
+    free(contact);
+    /* beside its row, a refetch request (tds keeps those in the row): the
+     * claim takes it for a record, the apply finds none, and the replay
+     * sends it where it belongs */
+    pgtest_exec(db, "WITH q AS (INSERT INTO tds.sync_queue (entity_type, zoho_id)"
+                    " VALUES ('items', '805') RETURNING id) INSERT INTO tds.queue_payloads"
+                    " SELECT id, '{\"refetch\": true, \"hint\": \"beside\"}' FROM q");
+    long long replays = metrics_counter_get(METRIC_BATCHES_REPLAYED);
     struct engine *e = start_engine(&cl, "tqrefetch");
     assert_int_equal(wait_scalar(db,
                                  "SELECT count(*) FROM tds.sync_queue WHERE zoho_id IN"
-                                 " ('801', '802', '803', '804') AND status = 'completed'",
-                                 4, 10000),
-                     4);
+                                 " ('801', '802', '803', '804', '805', '806')"
+                                 " AND status = 'completed'",
+                                 6, 10000),
+                     6);
+    assert_true(metrics_counter_get(METRIC_BATCHES_REPLAYED) > replays);
     stop_engine(e);
     engine_clear_handlers();
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'refetch'"
@@ -454,11 +601,20 @@ static void test_refetch_routing(void **state)
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'contacts'"
                                        " AND id = '804' AND payload::jsonb ->> 'contact_name' = 'ACME'"),
                      1);
-    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled"), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'refetch'"
+                                       " AND id = '805' AND payload::jsonb ->> 'hint' = 'beside'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled WHERE handler = 'contacts'"
+                                       " AND id = '806'"
+                                       " AND payload::jsonb ->> 'contact_name' = 'Big'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM handled"), 5);
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id = '803'"
                                        " AND name = 'carried'"),
                      1);
-    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id IN ('801', '802')"), 0);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE item_id IN ('801', '802', '805')"),
+        0);
 }
 
 static void test_duplicate_instance_refused(void **state)
@@ -487,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_apply_and_newer_wins),
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
+        cmocka_unit_test(test_payload_homes),
         cmocka_unit_test(test_new_record_race),
         cmocka_unit_test(test_pause_resume),
         cmocka_unit_test(test_bulk_mapping_matches_map_c),
