@@ -691,7 +691,7 @@ static void maybe_queue_empty(struct worker *w)
     char *err = NULL;
     const char *p[] = {e->instance};
     PGresult *r = db_exec(w->conn,
-                          /* Predicates spelled as the partial indexes' (claim, lease). */
+                          /* Predicates spelled as the partial indexes' (claim, status). */
                           "WITH c AS (SELECT NOT EXISTS (SELECT 1 FROM tds.sync_queue"
                           "   WHERE status IN ('pending', 'retry'))"
                           "   AND NOT EXISTS (SELECT 1 FROM tds.sync_queue"
