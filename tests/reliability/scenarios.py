@@ -390,15 +390,25 @@ def s_stock_kills(rng):
 # --- 1b: SIGKILL during a queue drain --------------------------------------
 
 def enqueue_records(dsn, lines, priority=5):
+    """Queues the records both ways a payload is kept: half in their rows
+    (as SQL writes them), half in tds.queue_payloads (as tds keeps records)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     for line in lines:
         rec = json.loads(line)
         w.writerow(["items", rec["item_id"], line, priority])
-    r = subprocess.run(["psql", "-X", dsn, "-qv", "ON_ERROR_STOP=1", "-c",
-                        "COPY tds.sync_queue (entity_type, zoho_id, payload, priority)"
-                        " FROM STDIN WITH (FORMAT csv)"], input=buf.getvalue(), text=True,
-                       capture_output=True)
+    r = subprocess.run(["psql", "-X", dsn, "-qv", "ON_ERROR_STOP=1",
+                        "-c", "CREATE TEMP TABLE s (entity_type text, zoho_id text,"
+                              " payload jsonb, priority smallint)",
+                        "-c", "COPY s FROM STDIN WITH (FORMAT csv)",
+                        "-c", "WITH q AS (INSERT INTO tds.sync_queue"
+                              " (entity_type, zoho_id, payload, priority)"
+                              " SELECT entity_type, zoho_id, CASE WHEN hashtext(zoho_id) % 2 = 0"
+                              " THEN payload END, priority FROM s RETURNING id, zoho_id)"
+                              " INSERT INTO tds.queue_payloads (queue_id, payload)"
+                              " SELECT q.id, s.payload FROM q JOIN s USING (zoho_id)"
+                              " WHERE hashtext(q.zoho_id) % 2 <> 0"],
+                       input=buf.getvalue(), text=True, capture_output=True)
     if r.returncode:
         raise RuntimeError("COPY: " + r.stderr)
     return len(lines)
