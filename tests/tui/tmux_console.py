@@ -101,6 +101,8 @@ INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, status, attempts, las
 INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, status, last_error)
   VALUES ('items', E'evil\x1b]2;pwned\x07\x1b[2J', E'{"name": "\\u001b[31mred"}', 'pending',
           E'bad \x1b[31mRED\x1b[0m \x1b]0;pwned\x07 error');
+WITH q AS (INSERT INTO tds.sync_queue (entity_type, zoho_id) VALUES ('items', 'beside1') RETURNING id)
+INSERT INTO tds.queue_payloads (queue_id, payload) SELECT id, '{"name": "kept beside"}' FROM q;
 INSERT INTO tds.dead_letter (entity_type, zoho_id, operation, payload, failure_reason, attempts)
   VALUES ('items', 'd1', 'upsert', '{"sku": "A"}', 'HTTP 400: invalid SKU', 5),
          ('items', 'd2', 'upsert', '{"sku": "B"}', 'HTTP 400: invalid SKU', 5),
@@ -165,6 +167,17 @@ try:
     s = wait_for("payload:")
     keys("q")
     wait_for("payload:", absent=True)
+    # a record kept beside its row (tds.queue_payloads) is the item's payload too
+    keys("/", "C-u")
+    keys("-l", "beside1")
+    keys("Enter")
+    wait_for("beside1")
+    keys("Enter")
+    s = wait_for("payload:")
+    check("kept beside" in s, "a record kept in tds.queue_payloads shows as the item's payload")
+    keys("q")
+    wait_for("payload:", absent=True)
+    keys("/", "C-u", "Enter")
     # help overlay from the keymap
     keys("?")
     s = wait_for("Help: keys")
