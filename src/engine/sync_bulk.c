@@ -603,9 +603,10 @@ struct rowmeta {
     long long hash;
 };
 
+/* Frees the n entries of m (m may be NULL: nothing was kept, n ignored). */
 static void rowmeta_free(struct rowmeta *m, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; m != NULL && i < n; i++)
         entity_record_free(&m[i].r);
     free(m);
 }
@@ -1167,7 +1168,10 @@ static char *fetch_listing(struct fetcher *f)
             cJSON *recs = p->recs;
             p->recs = NULL;
             page_render(p, o->d, recs, false, f->db ? &meta : NULL);
-            int nr = p->nrec;
+            /* Only a classified page keeps its rows in meta; an unclassified
+             * one (no skip_same: reconcile of every entity but items) has
+             * rendered them already and counted them in nrec too. */
+            int nr = meta ? p->nrec : 0;
             int crc = f->db ? page_classify(f, p, meta, &want, &error) : 0;
             rowmeta_free(meta, nr);
             lister_trash(&l, recs);
