@@ -73,8 +73,18 @@ struct cli_fmt {
 void cli_print_rows(const PGresult *res, const struct cli_fmt *f);
 /* One row as a JSON object keyed by column name, values typed.  Caller frees. */
 cJSON *cli_row_json(const PGresult *res, int row);
-/* Prints j, indented, and a newline. */
+/* Prints j, indented, and a newline; terminal-safe (sanitize_json). */
 void cli_print_json(cJSON *j);
+/*
+ * s through the one sanitizer (sanitize_str, single line), for a printf of
+ * data from the database or Zoho.  The result is owned by a small
+ * ring of 8 slots (main thread only): valid until 8 more calls; never free
+ * it.  NULL gives "".
+ */
+const char *cli_text(const char *s);
+/* Prints "tds: MSG\n" to stderr, MSG formatted then sanitized (an error
+ * string may carry Zoho or database text). */
+void cli_err(const char *fmt, ...) TDS_PRINTF(1, 2);
 
 /* Prints "tds: MSG\nTry 'tds --help' for more information." and returns 2. */
 int cli_usage_error(const char *fmt, ...) TDS_PRINTF(1, 2);

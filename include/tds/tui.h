@@ -23,6 +23,15 @@ int tui_main(const struct cli_globals *g);
 
 struct tds_config;
 
+/*
+ * Can the console drive this terminal?  Returns 0, or -1 with a message for
+ * the operator in why (n bytes): stdin or stdout not a terminal, TERM
+ * unset, a TERM terminfo does not know, or a terminal that cannot move the
+ * cursor (TERM=dumb).  The caller prints it and exits TDS_EXIT_USAGE; call
+ * before curses, and before starting anything that would need stopping.
+ */
+int tui_term_check(char *why, size_t n);
+
 /* How tui_run runs the console (tui_main fills it from the command line). */
 struct tui_opts {
     bool attach;            /* no embedded engine */
@@ -35,7 +44,8 @@ struct tui_opts {
 /*
  * Runs the console on an already loaded configuration (for `tds --demo`,
  * which prepares its own).  cfg must outlive the call.  Same return values
- * as tui_main.
+ * as tui_main; checks the terminal first (tui_term_check: message on
+ * stderr, TDS_EXIT_USAGE).
  */
 int tui_run(const struct tds_config *cfg, const struct tui_opts *o);
 

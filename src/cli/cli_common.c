@@ -9,6 +9,7 @@
 #include "tds/cli.h"
 #include "tds/db.h"
 #include "tds/log.h"
+#include "tds/sanitize.h"
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -16,7 +17,9 @@ int cli_usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tds: %s\nTry 'tds --help' for more information.\n", msg);
+    char *safe = sanitize_str(msg, 0); /* it may quote an argument */
+    fprintf(stderr, "tds: %s\nTry 'tds --help' for more information.\n", safe);
+    free(safe);
     free(msg);
     return TDS_EXIT_USAGE;
 }
@@ -29,7 +32,7 @@ int cli_load_config(const struct cli_globals *g, struct config_loaded *cl)
     free(path);
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msg[i]);
+            fprintf(stderr, "%s\n", cli_text(errs.msg[i]));
         config_errors_free(&errs);
         config_loaded_free(cl);
         return TDS_EXIT_USAGE;
@@ -47,12 +50,12 @@ PGconn *cli_connect(const struct tds_config *cfg, bool check_schema)
     char *err = NULL;
     PGconn *c = db_connect(cfg, &err);
     if (c == NULL) {
-        fprintf(stderr, "tds: %s\n", err);
+        cli_err("%s", err);
         free(err);
         return NULL;
     }
     if (check_schema && db_check_schema(c, &err) != 0) {
-        fprintf(stderr, "tds: %s\n", err);
+        cli_err("%s", err);
         free(err);
         PQfinish(c);
         return NULL;

@@ -20,6 +20,7 @@
 #include "tds/health.h"
 #include "tds/queue.h"
 #include "tds/runs.h"
+#include "tds/sanitize.h"
 
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -135,7 +136,7 @@ static int list(PGconn *c, const char *sql, int n, const char *const *params, bo
     char *err = NULL;
     PGresult *r = db_exec(c, sql, n, params, &err);
     if (r == NULL) {
-        fprintf(stderr, "tds: %s\n", err);
+        cli_err("%s", err);
         free(err);
         return TDS_EXIT_FAIL;
     }
@@ -150,14 +151,14 @@ static void audit(PGconn *c, const char *action, const char *target, const char 
 {
     char *err = NULL;
     if (audit_record(c, NULL, action, target, detail, &err) != 0) {
-        fprintf(stderr, "tds: warning: could not write the audit row: %s\n", err);
+        cli_err("warning: could not write the audit row: %s", err);
         free(err);
     }
 }
 
 static int fail(char *err)
 {
-    fprintf(stderr, "tds: %s\n", err);
+    cli_err("%s", err);
     free(err);
     return TDS_EXIT_FAIL;
 }
@@ -187,13 +188,13 @@ int cli_status(const struct cli_globals *g, int argc, char **argv)
     } else {
         printf("status: %s\n", health_status_name(h.status));
         for (size_t i = 0; i < h.nreasons; i++)
-            printf("  - %s\n", h.reasons[i]);
+            printf("  - %s\n", cli_text(h.reasons[i]));
         if (h.status != HEALTH_DOWN || h.nengines > 0) {
             printf("engines:\n");
             for (size_t i = 0; i < h.nengines; i++) {
                 const struct health_engine *e = &h.engines[i];
-                printf("  %-20s %-10s %-9s %d/%d busy, heartbeat %.0fs ago%s\n", e->instance,
-                       e->host, e->state, e->busy, e->threads, e->heartbeat_age,
+                printf("  %-20s %-10s %-9s %d/%d busy, heartbeat %.0fs ago%s\n",
+                       cli_text(e->instance), cli_text(e->host), cli_text(e->state), e->busy, e->threads, e->heartbeat_age,
                        e->alive ? "" : " (dead)");
             }
             printf("queue: %lld pending, %lld retry, %lld processing; oldest pending %.0fs\n",
@@ -202,7 +203,8 @@ int cli_status(const struct cli_globals *g, int argc, char **argv)
             printf("alerts: %lld critical, %lld error, %lld warning, %lld info\n", h.alerts[3],
                    h.alerts[2], h.alerts[1], h.alerts[0]);
             for (size_t i = 0; i < h.nlast_sync; i++)
-                printf("last sync: %-22s %s\n", h.last_sync[i].entity, h.last_sync[i].at);
+                printf("last sync: %-22s %s\n", cli_text(h.last_sync[i].entity),
+                       cli_text(h.last_sync[i].at));
         }
     }
     int rc = h.status == HEALTH_HEALTHY    ? TDS_EXIT_OK
@@ -292,7 +294,7 @@ int cli_run(const struct cli_globals *g, int argc, char **argv)
     } else {
         for (int f = 0; f < PQnfields(r); f++)
             printf("%-18s %s\n", PQfname(r, f),
-                   PQgetisnull(r, 0, f) ? "-" : PQgetvalue(r, 0, f));
+                   PQgetisnull(r, 0, f) ? "-" : cli_text(PQgetvalue(r, 0, f)));
         if (PQntuples(ev) > 0) {
             printf("\nrecent events:\n");
             struct cli_fmt fm = {0};
@@ -382,11 +384,13 @@ static int dlq_show(PGconn *c, long long id, bool json)
         } else {
             for (int f = 0; f < PQnfields(r) - 2; f++)
                 printf("%-16s %s\n", PQfname(r, f),
-                       PQgetisnull(r, 0, f) ? "-" : PQgetvalue(r, 0, f));
+                       PQgetisnull(r, 0, f) ? "-" : cli_text(PQgetvalue(r, 0, f)));
             /* History and payload as indented JSON. */
             for (int f = PQnfields(r) - 2; f < PQnfields(r); f++) {
                 char *s = cJSON_Print(cJSON_GetObjectItem(j, PQfname(r, f)));
-                printf("%s:\n%s\n", PQfname(r, f), s ? s : "null");
+                char *safe = sanitize_json(s ? s : "null");
+                printf("%s:\n%s\n", PQfname(r, f), safe);
+                free(safe);
                 cJSON_free(s);
             }
         }
@@ -596,7 +600,7 @@ static int set_paused(const struct cli_globals *g, int argc, char **argv, bool p
     } else {
         audit(c, paused ? "engine.pause" : "engine.resume",
               instance ? instance : "fleet", NULL);
-        printf("%s %s\n", instance ? instance : "fleet", paused ? "paused" : "resumed");
+        printf("%s %s\n", instance ? cli_text(instance) : "fleet", paused ? "paused" : "resumed");
     }
     close_db(c, &cl);
     return rc;

@@ -44,13 +44,13 @@ int cli_migrate(const struct cli_globals *g, int argc, char **argv)
     int applied = 0, version = 0;
     char *err = NULL;
     if (db_migrate(c, &applied, &err) != 0) {
-        fprintf(stderr, "tds: migrate: %s\n", err);
+        cli_err("migrate: %s", err);
         free(err);
         PQfinish(c);
         return TDS_EXIT_USAGE;
     }
     if (db_schema_version(c, &version, &err) != 0) {
-        fprintf(stderr, "tds: migrate: %s\n", err);
+        cli_err("migrate: %s", err);
         free(err);
         PQfinish(c);
         return TDS_EXIT_FAIL;

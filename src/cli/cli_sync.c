@@ -416,7 +416,7 @@ static void print_stats(const struct req *rq, long long run_id, const char *stat
     printf("  duration %.2f s  %.0f records/s\n", secs,
            secs > 0 ? (double)st->total / secs : 0.0);
     if (error)
-        printf("  error: %s\n", error);
+        printf("  error: %s\n", cli_text(error));
 }
 
 static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
@@ -440,7 +440,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                                   .unlimited = str_eq(getenv("TDS_SYNC_UNLIMITED"), "1")};
     struct zoho_client *zc = zoho_client_new(cfg, &zo, &err);
     if (zc == NULL) {
-        fprintf(stderr, "tds: %s: %s\n", rq->run_type, err);
+        cli_err("%s: %s", rq->run_type, err);
         free(err);
         return TDS_EXIT_FAIL;
     }
@@ -453,7 +453,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                             " RETURNING id",
                             5, p, &err);
     if (res == NULL) {
-        fprintf(stderr, "tds: %s: %s\n", rq->run_type, err);
+        cli_err("%s: %s", rq->run_type, err);
         free(err);
         zoho_client_free(zc);
         return TDS_EXIT_FAIL;
@@ -522,7 +522,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                "UPDATE tds.sync_runs SET status = $2, finished_at = now(), error = $3,"
                " heartbeat_at = now() WHERE id = $1::bigint",
                3, fp, &e2) != 0) {
-        fprintf(stderr, "tds: run %lld: cannot record the end of the run: %s\n", r.run_id, e2);
+        cli_err("run %lld: cannot record the end of the run: %s", r.run_id, e2);
         free(e2);
         e2 = NULL;
     }
@@ -543,7 +543,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     cJSON_free(evs);
     print_stats(rq, r.run_id, status, rc == 0 ? NULL : err, &j.stats);
     if (rc != 0 && !rq->json)
-        fprintf(stderr, "tds: run %lld %s: %s\n", r.run_id, status, err ? err : "?");
+        cli_err("run %lld %s: %s", r.run_id, status, err ? err : "?");
     free(err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
@@ -575,7 +575,7 @@ static int dispatch(const struct cli_globals *g, struct req *rq)
         char *err = NULL;
         if (runs_request(conn, rq->run_type, rq->entity, "cli", cj, getenv("USER"), &id, &err) !=
             0) {
-            fprintf(stderr, "tds: sync: %s\n", err);
+            cli_err("sync: %s", err);
             free(err);
             rc = TDS_EXIT_FAIL;
         } else if (rq->json) {

@@ -71,7 +71,7 @@ static int setup_logging(const struct tds_config *cfg)
     }
     char *err = NULL;
     if (log_open(cfg->log.file, &err) != 0) {
-        fprintf(stderr, "tds: %s\n", err);
+        cli_err("%s", err);
         free(err);
         return -1;
     }
@@ -164,7 +164,7 @@ int cli_daemon(const struct cli_globals *g)
             PQfinish(c);
             if (schema != 0) {
                 log_error("%s", err);
-                fprintf(stderr, "tds: %s\n", err);
+                cli_err("%s", err);
                 free(err);
                 rc = TDS_EXIT_USAGE;
                 goto out;
@@ -186,7 +186,7 @@ int cli_daemon(const struct cli_globals *g)
     rt = runtime_start(cfg, g->instance, "daemon", &err);
     if (rt == NULL) {
         log_error("%s", err);
-        fprintf(stderr, "tds: %s\n", err);
+        cli_err("%s", err);
         free(err);
         rc = TDS_EXIT_USAGE;
         goto out;

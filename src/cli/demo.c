@@ -506,6 +506,12 @@ int cli_demo(const struct cli_globals *g)
     struct config_loaded cl = {0};
     if (cli_load_config(g, &cl) != 0)
         return TDS_EXIT_USAGE;
+    char why[320];
+    if (tui_term_check(why, sizeof why) != 0) { /* before PostgreSQL is started */
+        fprintf(stderr, "tds demo: %s\n", why);
+        config_loaded_free(&cl);
+        return TDS_EXIT_USAGE;
+    }
     struct demo_env env;
     char *err = NULL;
     if (demo_start(&env, &cl.cfg, &err) != 0) {

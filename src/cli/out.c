@@ -6,6 +6,7 @@
  * their SQL types (numbers, booleans, JSON, null) — the stable form for
  * scripts, documented in tds(1).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,32 @@ cJSON *cli_row_json(const PGresult *res, int row)
 void cli_print_json(cJSON *j)
 {
     char *s = cJSON_Print(j);
-    puts(s ? s : "null");
+    char *safe = sanitize_json(s ? s : "null");
+    puts(safe);
+    free(safe);
     cJSON_free(s);
+}
+
+const char *cli_text(const char *s)
+{
+    static char *slot[8]; /* the CLI prints from its main thread only */
+    static unsigned next;
+    unsigned k = next++ % TDS_ARRAY_LEN(slot);
+    free(slot[k]);
+    slot[k] = sanitize_str(s, 0);
+    return slot[k];
+}
+
+void cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    char *safe = sanitize_str(msg, 0);
+    fprintf(stderr, "tds: %s\n", safe);
+    free(safe);
+    free(msg);
 }
 
 /* Display width of a sanitized cell. */
@@ -113,10 +138,8 @@ void cli_print_rows(const PGresult *res, const struct cli_fmt *f)
     if (!isatty(STDOUT_FILENO)) {
         for (int r = 0; r < nrows; r++) {
             for (int c = 0; c < ncols; c++) {
+                /* A tab or newline in a value comes out as \t / \n. */
                 char *cell = sanitize_str(PQgetisnull(res, r, c) ? "" : PQgetvalue(res, r, c), 0);
-                for (char *p = cell; *p; p++)
-                    if (*p == '\t')
-                        *p = ' ';
                 printf("%s%s", c ? "\t" : "", cell);
                 free(cell);
             }

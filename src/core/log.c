@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tds/sanitize.h"
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static int log_fd = -1;          /* -1: stderr */
 static char *log_path;
@@ -255,12 +257,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
-    char *clean = log_redact(msg);
+    char *redacted = log_redact(msg);
     free(msg);
-    /* One line: no embedded newlines or control characters. */
-    for (char *c = clean; *c; c++)
-        if ((unsigned char)*c < 0x20 && *c != '\t')
-            *c = ' ';
+    /* One line, through the one sanitizer: no newline, control, C1, bidi
+     * or invalid UTF-8 from Zoho reaches a terminal showing the log. */
+    char *clean = sanitize_str(redacted, 0);
+    free(redacted);
 
     struct strbuf line = {0};
     if (log_journal && log_fd < 0) {

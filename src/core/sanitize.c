@@ -2,12 +2,15 @@
  * sanitize.c: the one gate every outside string passes before it reaches a
  * terminal.  A hand-written UTF-8 decoder (strict: no overlongs, no
  * surrogates, nothing above U+10FFFF) so the result does not depend on the
- * process locale, and a small escape-sequence skipper so that "\e[2J" shows
- * as "?" rather than as "?[2J" with half the sequence still there.
+ * process locale.  What must not reach a terminal is shown, not hidden:
+ * ESC as "\x1b" (so "\e[2J" shows as "\x1b[2J", harmless), the 8-bit CSI
+ * U+009B as "<U+009B>", a stray byte as "\x9b", U+202E as "<U+202E>".  The
+ * console and every CLI output path (src/cli/out.c) use this file only.
  */
 #include "tds/sanitize.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,46 +56,29 @@ static bool unicode_dangerous(uint32_t cp)
            cp == 0xfeff;
 }
 
-/* Length of the escape sequence starting at s[0] == ESC (or a C1 CSI/OSC/
- * DCS introducer of cplen bytes), so the whole sequence can be dropped. */
-static size_t escape_length(const unsigned char *s, size_t n, size_t introlen, int kind)
+/* Writes the visible stand-in for a code point that must not reach a
+ * terminal as itself: "<U+202E>". */
+static void put_codepoint(struct strbuf *sb, uint32_t cp)
 {
-    size_t i = introlen;
-    if (kind == 0) { /* ESC: look at the next byte */
-        if (i >= n)
-            return i;
-        unsigned char c = s[i];
-        if (c == '[')
-            kind = '[', i++;
-        else if (c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X')
-            kind = ']', i++;
-        else if (c >= 0x20 && c <= 0x2f) { /* ESC intermediates final */
-            while (i < n && s[i] >= 0x20 && s[i] <= 0x2f)
-                i++;
-            return i < n && s[i] >= 0x30 && s[i] <= 0x7e ? i + 1 : i;
-        } else if (c >= 0x30 && c <= 0x7e)
-            return i + 1;
-        else
-            return i;
+    char buf[16];
+    snprintf(buf, sizeof buf, "<U+%04X>", (unsigned)cp);
+    strbuf_puts(sb, buf);
+}
+
+/* Writes the visible stand-in for one byte: "\t", "\n", "\r" or "\x1b". */
+static void put_byte(struct strbuf *sb, unsigned char c)
+{
+    char buf[8];
+    if (c == '\t')
+        strbuf_puts(sb, "\\t");
+    else if (c == '\n')
+        strbuf_puts(sb, "\\n");
+    else if (c == '\r')
+        strbuf_puts(sb, "\\r");
+    else {
+        snprintf(buf, sizeof buf, "\\x%02x", c);
+        strbuf_puts(sb, buf);
     }
-    if (kind == '[') { /* CSI: parameters, intermediates, one final byte */
-        while (i < n && s[i] >= 0x20 && s[i] <= 0x3f)
-            i++;
-        while (i < n && s[i] >= 0x20 && s[i] <= 0x2f)
-            i++;
-        return i < n && s[i] >= 0x40 && s[i] <= 0x7e ? i + 1 : i;
-    }
-    /* OSC / DCS / APC / PM / SOS: up to BEL or ST (ESC \ or C1 0x9c) */
-    while (i < n) {
-        if (s[i] == 0x07)
-            return i + 1;
-        if (s[i] == 0x1b)
-            return i + 1 < n && s[i + 1] == '\\' ? i + 2 : i + 1;
-        if (i + 1 < n && s[i] == 0xc2 && s[i + 1] == 0x9c)
-            return i + 2;
-        i++;
-    }
-    return i;
 }
 
 char *sanitize_text(const char *src, size_t len, unsigned flags)
@@ -101,22 +87,20 @@ char *sanitize_text(const char *src, size_t len, unsigned flags)
     const unsigned char *s = (const unsigned char *)src;
     if (s == NULL)
         return xstrdup("");
+    bool multi = (flags & SANITIZE_MULTILINE) != 0;
     size_t i = 0;
     while (i < len) {
         unsigned char c = s[i];
-        if (c == '\t') {
+        if (multi && c == '\n') {
+            strbuf_putc(&sb, '\n');
+            i++;
+        } else if (multi && c == '\t') { /* layout whitespace in a text block */
             strbuf_putc(&sb, ' ');
             i++;
-        } else if (c == '\n') {
-            strbuf_putc(&sb, (flags & SANITIZE_MULTILINE) ? '\n' : ' ');
+        } else if (multi && c == '\r' && i + 1 < len && s[i + 1] == '\n') {
             i++;
-        } else if (c == '\r' && (flags & SANITIZE_MULTILINE) && i + 1 < len && s[i + 1] == '\n') {
-            i++;
-        } else if (c == 0x1b) {
-            strbuf_putc(&sb, '?');
-            i += escape_length(s + i, len - i, 1, 0);
         } else if (c < 0x20 || c == 0x7f) {
-            strbuf_putc(&sb, '?');
+            put_byte(&sb, c);
             i++;
         } else if (c < 0x80) {
             strbuf_putc(&sb, (char)c);
@@ -124,24 +108,51 @@ char *sanitize_text(const char *src, size_t len, unsigned flags)
         } else {
             uint32_t cp;
             size_t n = utf8_decode(s + i, len - i, &cp);
-            if (n == 0) {
-                strbuf_putc(&sb, '?');
+            if (n == 0) { /* invalid UTF-8, raw 0x9b included: one byte at a time */
+                put_byte(&sb, c);
                 i++;
-            } else if (cp >= 0x80 && cp <= 0x9f) { /* C1 controls */
-                strbuf_putc(&sb, '?');
-                if (cp == 0x9b)
-                    i += escape_length(s + i, len - i, n, '[');
-                else if (cp == 0x9d || cp == 0x90 || cp == 0x9e || cp == 0x9f || cp == 0x98)
-                    i += escape_length(s + i, len - i, n, ']');
-                else
-                    i += n;
-            } else if (unicode_dangerous(cp) || (flags & SANITIZE_ASCII)) {
+            } else if ((cp >= 0x80 && cp <= 0x9f) || unicode_dangerous(cp)) {
+                put_codepoint(&sb, cp); /* C1 controls (CSI U+009B...), bidi */
+                i += n;
+            } else if (flags & SANITIZE_ASCII) {
                 strbuf_putc(&sb, '?');
                 i += n;
             } else {
                 strbuf_append(&sb, (const char *)s + i, n);
                 i += n;
             }
+        }
+    }
+    return strbuf_detach(&sb);
+}
+
+char *sanitize_json(const char *json)
+{
+    struct strbuf sb = {0};
+    const unsigned char *s = (const unsigned char *)(json ? json : "");
+    size_t len = strlen((const char *)s), i = 0;
+    char buf[8];
+    while (i < len) {
+        unsigned char c = s[i];
+        uint32_t cp;
+        size_t n;
+        if (c == '\n' || c == '\t' || c == '\r' || (c >= 0x20 && c < 0x7f)) {
+            strbuf_putc(&sb, (char)c);
+            i++;
+        } else if (c < 0x80) { /* other C0, DEL */
+            snprintf(buf, sizeof buf, "\\u%04x", c);
+            strbuf_puts(&sb, buf);
+            i++;
+        } else if ((n = utf8_decode(s + i, len - i, &cp)) == 0) {
+            strbuf_puts(&sb, "\\ufffd");
+            i++;
+        } else if ((cp >= 0x80 && cp <= 0x9f) || unicode_dangerous(cp)) {
+            snprintf(buf, sizeof buf, "\\u%04x", (unsigned)cp);
+            strbuf_puts(&sb, buf);
+            i += n;
+        } else {
+            strbuf_append(&sb, (const char *)s + i, n);
+            i += n;
         }
     }
     return strbuf_detach(&sb);

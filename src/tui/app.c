@@ -7,8 +7,10 @@
  * database: requests and operations go to the data thread.
  *
  * The terminal is restored on every way out: normal quit, exit(), fatal
- * signals (endwin, then the signal is raised again with its default
- * action), SIGINT/SIGTERM/SIGHUP (a graceful quit; a second one forces).
+ * signals (precomputed reset bytes, then the signal is raised again with
+ * its default action), SIGINT/SIGTERM/SIGHUP (a graceful quit through the
+ * self-pipe; a second one forces), and a terminal that goes away (hangup on
+ * stdin ends the loop at once).  No curses call runs in a signal handler.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -39,7 +43,6 @@ static const struct pane_ops *const all_panes[PANE_N] = {
 static int wake_pipe[2] = {-1, -1};
 static volatile sig_atomic_t curses_on;
 static volatile sig_atomic_t quit_signal;
-static struct sigaction old_winch;
 
 /* ------------------------------------------------------------------ */
 /* Small services for the panes */
@@ -897,9 +900,29 @@ static void restore_terminal(void)
     }
 }
 
+/*
+ * Signal handlers.  No curses function runs in any of them (endwin() is
+ * not async-signal-safe and corrupts the screen when a signal lands in the
+ * middle of a refresh): a handler notes the signal and writes one byte to
+ * the self-pipe, and the main loop, woken in its poll(), does the work
+ * (quit, resize, suspend).  Only a fatal signal, or a second request to
+ * quit, resets the terminal from the handler, with the precomputed bytes
+ * of tui_term_reset_async() (write and tcsetattr only), then dies of it.
+ */
+static volatile sig_atomic_t winch_signal, tstp_signal;
+
+static void wake_from_signal(char b)
+{
+    if (wake_pipe[1] >= 0) {
+        ssize_t rc = write(wake_pipe[1], &b, 1);
+        (void)rc;
+    }
+}
+
 static void on_fatal(int sig)
 {
-    restore_terminal();
+    if (curses_on)
+        tui_term_reset_async();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -907,31 +930,35 @@ static void on_fatal(int sig)
 static void on_quit(int sig)
 {
     if (quit_signal) { /* second time: no more patience */
-        restore_terminal();
+        if (curses_on)
+            tui_term_reset_async();
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
     quit_signal = sig;
-    if (wake_pipe[1] >= 0) {
-        char b = 'q';
-        ssize_t rc = write(wake_pipe[1], &b, 1);
-        (void)rc;
-    }
+    wake_from_signal('q');
 }
 
 static void on_winch(int sig)
 {
-    if (old_winch.sa_handler != SIG_DFL && old_winch.sa_handler != SIG_IGN &&
-        old_winch.sa_handler != NULL)
-        old_winch.sa_handler(sig);
-    if (wake_pipe[1] >= 0) {
-        char b = 'w';
-        ssize_t rc = write(wake_pipe[1], &b, 1);
-        (void)rc;
-    }
+    (void)sig;
+    winch_signal = 1;
+    wake_from_signal('w');
 }
 
+static void on_tstp(int sig)
+{
+    (void)sig;
+    tstp_signal = 1;
+    wake_from_signal('z');
+}
+
+/* Installed BEFORE curses starts, so that ncurses, which only catches
+ * signals still at their default action, installs none of its own handlers
+ * (its SIGWINCH, SIGTSTP and SIGINT handlers call curses).  A SIGHUP that
+ * was ignored when tds started (nohup) stays ignored: the loop still ends
+ * when the terminal goes away, by the hangup it sees on stdin. */
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -946,11 +973,59 @@ static void install_signals(void)
     sa.sa_flags = 0;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    struct sigaction old_hup;
+    if (sigaction(SIGHUP, NULL, &old_hup) != 0 || old_hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = on_winch;
     sa.sa_flags = SA_RESTART;
-    sigaction(SIGWINCH, &sa, &old_winch);
+    sigaction(SIGWINCH, &sa, NULL);
+    struct sigaction old_tstp;
+    sa.sa_handler = on_tstp;
+    if (sigaction(SIGTSTP, NULL, &old_tstp) != 0 || old_tstp.sa_handler != SIG_IGN)
+        sigaction(SIGTSTP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* The main loop's side of SIGWINCH and SIGTSTP (see the handlers). */
+static void handle_signals(struct tui *t)
+{
+    if (winch_signal) {
+        winch_signal = 0;
+        struct winsize ws;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+            resizeterm(ws.ws_row, ws.ws_col);
+        getmaxyx(stdscr, t->rows, t->cols);
+        clearok(curscr, TRUE);
+    }
+    if (tstp_signal) { /* Ctrl-Z: give the terminal back, stop, take it again */
+        tstp_signal = 0;
+        def_prog_mode();
+        endwin();
+        signal(SIGTSTP, SIG_DFL);
+        raise(SIGTSTP);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = on_tstp;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGTSTP, &sa, NULL);
+        reset_prog_mode();
+        clearok(curscr, TRUE);
+        refresh();
+        winch_signal = 1; /* the size may have changed meanwhile */
+    }
+}
+
+/* True when stdin no longer has a terminal behind it: the pty was closed
+ * (ssh or tmux went away).  poll() then reports POLLHUP/POLLERR at once,
+ * or POLLIN with read() giving 0 or EIO, forever: the loop must end rather
+ * than spin. */
+static bool stdin_hung_up(short revents, bool got_key)
+{
+    if (revents & (POLLHUP | POLLERR | POLLNVAL))
+        return true;
+    struct termios tio;
+    return (revents & POLLIN) && !got_key && tcgetattr(STDIN_FILENO, &tio) != 0;
 }
 
 static bool locale_utf8(void)
@@ -962,8 +1037,11 @@ static bool locale_utf8(void)
 static void start_curses(struct tui *t, const char *theme)
 {
     set_escdelay(25);
+    tui_term_save();
+    install_signals();
     initscr();
     curses_on = 1;
+    tui_term_prepare_reset();
     atexit(restore_terminal);
     cbreak();
     noecho();
@@ -971,7 +1049,6 @@ static void start_curses(struct tui *t, const char *theme)
     keypad(stdscr, TRUE);
     nodelay(stdscr, TRUE);
     curs_set(0);
-    install_signals();
     tui_glyphs_init(t->utf8);
     char *err = NULL;
     if (tui_theme_apply(theme, &err) != 0) {
@@ -989,6 +1066,18 @@ static void drain_engine(struct tui *t)
     runtime_request_stop(t->rt);
     struct engine *e = runtime_engine(t->rt);
     long long start = time_mono_ms();
+    while (t->hangup) { /* no terminal to draw on or to read from: just wait */
+        if (runtime_join(t->rt, 200) == 0) {
+            runtime_free(t->rt);
+            t->rt = NULL;
+            return;
+        }
+        if (time_mono_ms() - start > 30000) {
+            log_warn("console: stopped waiting for the engine to drain after the hangup");
+            t->rt = NULL;
+            return;
+        }
+    }
     for (;;) {
         struct engine_status st;
         engine_status(e, &st);
@@ -1026,6 +1115,11 @@ static void drain_engine(struct tui *t)
 
 int tui_run(const struct tds_config *cfg, const struct tui_opts *o)
 {
+    char why[320];
+    if (tui_term_check(why, sizeof why) != 0) { /* before the engine starts */
+        fprintf(stderr, "tds: %s\n", why);
+        return TDS_EXIT_USAGE;
+    }
     struct tui *t = xcalloc(1, sizeof *t);
     t->cfg = cfg;
     t->read_only = o->read_only || cfg->console.read_only;
@@ -1071,11 +1165,14 @@ int tui_run(const struct tds_config *cfg, const struct tui_opts *o)
         int rc = poll(pfd, 2, timeout);
         if (rc < 0 && errno != EINTR)
             break;
-        if (rc > 0 && (pfd[1].revents & POLLIN)) {
+        if (rc > 0 && (pfd[1].revents & POLLIN)) { /* data thread or a signal */
             char buf[64];
             while (read(wake_pipe[0], buf, sizeof buf) > 0)
                 ;
         }
+        if (quit_signal)
+            break;
+        handle_signals(t);
         struct tui_snapshot *s = tui_data_take(t->data);
         if (s)
             tui_adopt(t, s);
@@ -1087,11 +1184,18 @@ int tui_run(const struct tds_config *cfg, const struct tui_opts *o)
         }
         wint_t wch;
         int kr;
+        bool got_key = false;
         while ((kr = wget_wch(stdscr, &wch)) != ERR) {
+            got_key = true;
             getmaxyx(stdscr, t->rows, t->cols);
             handle_key(t, (int)wch, kr == KEY_CODE_YES);
             if (t->quit)
                 break;
+        }
+        if (rc > 0 && stdin_hung_up(pfd[0].revents, got_key)) {
+            log_info("console: the terminal went away (hangup): quitting");
+            t->hangup = true;
+            break;
         }
     }
     tui_data_stop(t->data);
@@ -1131,11 +1235,6 @@ int tui_main(const struct cli_globals *g)
         .theme = g->theme,
         .instance = g->instance,
     };
-    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "tds: the console needs a terminal (use a subcommand or --daemon)\n");
-        config_loaded_free(&cl);
-        return TDS_EXIT_USAGE;
-    }
     rc = tui_run(&cl.cfg, &o);
     config_loaded_free(&cl);
     return rc;

@@ -341,6 +341,15 @@ struct tui_glyphs {
 extern struct tui_glyphs tui_g;
 /* Unicode glyphs when utf8, else plain ASCII (+ - | # . * ...).  Can't fail. */
 void tui_glyphs_init(bool utf8);
+
+/* term.c (tui_term_check is in tds/tui.h).  Saves the terminal modes of
+ * stdin (before curses changes them). */
+void tui_term_save(void);
+/* Looks up the bytes that reset the terminal (curses must be running). */
+void tui_term_prepare_reset(void);
+/* Writes those bytes and restores the saved modes: async-signal-safe, for
+ * the fatal-signal handlers (no curses call).  This function can't fail. */
+void tui_term_reset_async(void);
 /* The sanitize.h flags for text from outside in this locale: 0 for UTF-8,
  * SANITIZE_ASCII otherwise (each non-ASCII character becomes '?').  Reads
  * the locale only, so the data thread may call it too.  Can't fail. */
@@ -485,6 +494,7 @@ struct tui_history {
 struct tui {
     const struct tds_config *cfg;
     bool attached, read_only, utf8;
+    bool hangup;                     /* the terminal went away: draw nothing more */
     char *instance;                  /* embedded engine's instance, NULL attached */
     char *label;                     /* title: instance, "attached" or a --demo label */
     struct pane panes[PANE_N];

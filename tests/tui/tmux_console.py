@@ -7,6 +7,7 @@ restored; a --read-only run where every action is refused; escape sequences
 in item names and errors that never reach the terminal.  Stdlib only; the
 tmux server is private (-L) and always killed."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,110 @@ def stop():
     tmux("kill-session", "-t", "t", check=False)
 
 
+def new_session(cmd):
+    """A tmux session running cmd (no waiting for the console to draw)."""
+    for attempt in range(20):  # the server of the last session may still be exiting
+        r = subprocess.run(["tmux", "-L", SOCK, "new-session", "-d", "-s", "t", "-x", "120",
+                            "-y", "40", cmd], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"tmux new-session failed: {r.stderr}")
+
+
+def proc_stat(pid):
+    """(state, cpu ticks) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[11]) + int(fields[12])
+
+
+def console_pid():
+    """The pid of the tds process in the pane (the pane's process or its child)."""
+    pane = int(tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip())
+    for _ in range(100):
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                comm, rest = st.split("(", 1)[1].rsplit(")", 1)
+                if comm == "tds" and (int(d) == pane or int(rest.split()[1]) == pane):
+                    return int(d)
+        time.sleep(0.05)
+    raise AssertionError("no tds process in the pane")
+
+
+def gone_after(pid, action, what, limit=2.0):
+    """Runs action(); checks that pid is gone (or a zombie) within limit
+    seconds and used little CPU meanwhile (no busy loop after a hangup)."""
+    before = proc_stat(pid)
+    t0 = time.time()
+    action()
+    last = before
+    while time.time() - t0 < 10:
+        st = proc_stat(pid)
+        if st is None or st[0] == "Z":
+            break
+        last = st
+        time.sleep(0.02)
+    took = time.time() - t0
+    ticks = (last[1] - before[1]) if last and before else 0
+    cpu = ticks / os.sysconf("SC_CLK_TCK")
+    check(took <= limit, f"{what}: the console is gone in {took:.2f}s (at most {limit}s)")
+    check(cpu <= 0.5, f"{what}: it used {cpu:.2f}s of CPU meanwhile (no busy loop)")
+    if took > limit:  # do not leave it spinning
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def handler_calls():
+    """The functions called by the console's signal handlers (app.c, term.c):
+    every function installed with sa_handler =, and what they call, read
+    from the source."""
+    import re
+    root = os.environ.get("TDS_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+    src = ""
+    for name in ("app.c", "term.c"):
+        with open(os.path.join(root, "src", "tui", name)) as f:
+            src += f.read() + "\n"
+
+    def body(fn):
+        m = re.search(r"^(?:static )?[a-z][a-z_ ]*\b" + fn + r"\([^)]*\)\n\{", src, re.M)
+        if not m:
+            return None
+        i, depth = m.end(), 1
+        while depth:
+            depth += {"{": 1, "}": -1}.get(src[i], 0)
+            i += 1
+        return src[m.end():i]
+
+    handlers = set(re.findall(r"sa_handler\s*=\s*(\w+)", src)) - {"SIG_DFL", "SIG_IGN"}
+    calls, todo, seen = {}, list(handlers), set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        b = body(fn)
+        if b is None:
+            calls[fn] = None  # a library function
+            continue
+        b = re.sub(r"/\*.*?\*/", "", b, flags=re.S)
+        for c in set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", b)) - {"if", "while", "for",
+                                                                    "sizeof", "return"}:
+            todo.append(c)
+        calls[fn] = b
+    return handlers, {fn for fn, b in calls.items() if b is None}
+
+
 FIXTURE = r"""
 INSERT INTO tds.engines (instance, host, pid, version, mode, threads, busy, state)
   VALUES ('far-away-1', 'app9', 4242, '0.1.0', 'daemon', 4, 1, 'running');
@@ -136,7 +241,7 @@ try:
     check("record not found" in s, "DLQ pane lists the items")
     check("pwned" not in tmux("display-message", "-p", "-t", "t", "#{pane_title}"),
           "an OSC in a failure reason does not retitle the terminal")
-    check("?blink" in s or "? blink" in s, "ESC in a Zoho id is shown as '?'")
+    check("\\x1b[5mblink" in s, "ESC in a Zoho id is shown as \\x1b")
     keys("/")
     keys("-l", "invalid SKU")
     keys("Enter")
@@ -162,7 +267,7 @@ try:
     # queue pane: detail view with the JSON payload
     keys("3")
     s = wait_for("HTTP 429")
-    check("?RED?" in s or "? error" in s, "escape sequences in last_error are neutralized")
+    check("\\x1b[31mRED" in s, "escape sequences in last_error show as \\x1b")
     keys("Enter")
     s = wait_for("payload:")
     keys("q")
@@ -312,6 +417,62 @@ try:
     keys("q")
     wait_for("EXITED 0")
     stop()
+
+    # --- signal handlers call no curses function (a static check) --------
+    handlers, libcalls = handler_calls()
+    SAFE = {"write", "signal", "raise", "tcsetattr"}
+    check({"on_quit", "on_winch", "on_fatal"} <= handlers,
+          f"the console's signal handlers were found ({sorted(handlers)})")
+    check(libcalls <= SAFE, "signal handlers call only async-signal-safe functions, no curses"
+          f" (they call {sorted(libcalls)})")
+
+    # --- the terminal goes away: hangup ----------------------------------
+    start("", cfg)
+    pid = console_pid()
+    gone_after(pid, lambda: tmux("kill-session", "-t", "t"), "tmux session killed (SIGHUP)")
+    # SIGHUP ignored (nohup): the hangup on stdin still ends the loop
+    new_session(f"trap '' HUP; exec env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color "
+                f"{TDS} --attach --config {cfg}")
+    wait_for("Health")
+    pid = console_pid()
+    gone_after(pid, lambda: tmux("kill-session", "-t", "t"),
+               "tmux session killed with SIGHUP ignored (hangup seen on stdin)")
+    # no SIGHUP at all (the terminal is not its controlling terminal, as
+    # under setsid): read() gives EIO and poll() POLLHUP; it must not spin
+    new_session(f"exec setsid -w env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color "
+                f"{TDS} --attach --config {cfg}")
+    wait_for("Health")
+    pid = console_pid()
+    gone_after(pid, lambda: tmux("kill-session", "-t", "t"),
+               "tmux session killed, no SIGHUP delivered (hangup seen on stdin)")
+    # SIGHUP to a console whose terminal is still there: it quits, restoring it
+    start("", cfg)
+    pid = console_pid()
+    gone_after(pid, lambda: os.kill(pid, signal.SIGHUP), "SIGHUP to the console")
+    s = wait_for("EXITED")
+    check("Dashboard" not in s, "after SIGHUP the terminal is restored")
+    stop()
+    # SIGWINCH through the self-pipe: a resize is still seen
+    start("", cfg)
+    tmux("resize-window", "-t", "t", "-x", "70", "-y", "20")
+    wait_for("terminal too small")
+    tmux("resize-window", "-t", "t", "-x", "120", "-y", "40")
+    wait_for("Dashboard")
+    keys("q")
+    wait_for("EXITED 0")
+    stop()
+
+    # --- terminals the console cannot drive -------------------------------
+    for term, text in (("dumb", "TERM=dumb cannot move the cursor"),
+                       ("no-such-terminal-type", "not a terminal type terminfo knows")):
+        new_session(f"env TERM={term} {TDS} --attach --config {cfg}; echo EXITED $?; sleep 30")
+        s = wait_for("EXITED")
+        check(text in s and "EXITED 2" in s, f"TERM={term}: a clear message and exit 2")
+        stop()
+    r = subprocess.run([TDS, "--attach", "--config", cfg], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 2 and "needs a terminal" in r.stderr,
+          f"no terminal: a clear message and exit 2 (got {r.returncode}: {r.stderr.strip()})")
 finally:
     subprocess.run(["tmux", "-L", SOCK, "kill-server"], capture_output=True)
     try:
