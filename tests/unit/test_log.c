@@ -84,7 +84,7 @@ static void test_file_lines(void **state)
     const char *text = slurp(path);
     assert_null(strstr(text, "hidden"));
     assert_null(strstr(text, "topsecret-token"));
-    assert_non_null(strstr(text, "info  [worker 3] two lines with <redacted>\n"));
+    assert_non_null(strstr(text, "info  [worker 3] two\\nlines with <redacted>\n"));
     assert_non_null(strstr(text, "error plain\n"));
     /* Exactly two lines. */
     int lines = 0;
