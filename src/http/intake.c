@@ -70,7 +70,7 @@ static void add_str(cJSON *o, const char *k, const char *v)
 }
 
 /* The metadata object of one request (see tds.webhook_intake). */
-static cJSON *request_meta(const struct http_req *rq)
+static cJSON *request_meta(const struct http_req *rq, int max_attempts)
 {
     cJSON *o = cJSON_CreateObject();
     const struct webhook_verdict *v = &rq->v;
@@ -87,6 +87,10 @@ static cJSON *request_meta(const struct http_req *rq)
     cJSON_AddStringToObject(o, "status", v->http_status == 202 ? "queued" : "rejected");
     add_str(o, "reject_reason", v->error);
     cJSON_AddNumberToObject(o, "http_status", v->http_status);
+    /* The queue item takes its attempts from engine.retry.max_attempts, as
+     * every item the engine makes does. */
+    if (max_attempts > 0)
+        cJSON_AddNumberToObject(o, "max_attempts", max_attempts);
     if (v->http_status == 202 && v->hint)
         cJSON_AddItemToObject(o, "hint", cJSON_CreateRaw(v->hint));
     else
@@ -99,8 +103,8 @@ static cJSON *request_meta(const struct http_req *rq)
  * result, or -1 (nothing stored; *conn_lost tells whether the connection
  * died).
  */
-static int store_batch(PGconn *c, struct http_req **rqs, int n, bool *conn_lost,
-                       bool *data_error)
+static int store_batch(PGconn *c, struct http_req **rqs, int n, int max_attempts,
+                       bool *conn_lost, bool *data_error)
 {
     *conn_lost = false;
     *data_error = false;
@@ -112,7 +116,7 @@ static int store_batch(PGconn *c, struct http_req **rqs, int n, bool *conn_lost,
     int *lens = xcalloc((size_t)n + 1, sizeof *lens);
     int *fmts = xcalloc((size_t)n + 1, sizeof *fmts);
     for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(meta, request_meta(rqs[i]));
+        cJSON_AddItemToArray(meta, request_meta(rqs[i], max_attempts));
         strbuf_printf(&sql, "%s$%d::bytea", i ? "," : "", i + 2);
         vals[i + 1] = rqs[i]->body ? (const char *)rqs[i]->body : "";
         lens[i + 1] = (int)rqs[i]->len;
@@ -172,14 +176,16 @@ static void store_bare(PGconn *c, struct http_req *rq)
 }
 
 /* Stores a batch, falling back as described at the top of the file. */
-static void store(struct writer *w, PGconn *fixed, struct http_req **rqs, int n)
+static void store(struct http_server *srv, struct writer *w, PGconn *fixed, struct http_req **rqs,
+                  int n)
 {
+    int max_attempts = srv->cfg->engine.retry.max_attempts;
     for (int attempt = 0; attempt < 2; attempt++) {
         PGconn *c = fixed ? fixed : writer_conn(w);
         if (c == NULL)
             break;
         bool lost = false, data_error = false;
-        if (store_batch(c, rqs, n, &lost, &data_error) == 0)
+        if (store_batch(c, rqs, n, max_attempts, &lost, &data_error) == 0)
             return;
         if (!lost && !data_error)
             break;
@@ -189,7 +195,7 @@ static void store(struct writer *w, PGconn *fixed, struct http_req **rqs, int n)
                 return;
             }
             for (int i = 0; i < n; i++)
-                store(w, fixed, &rqs[i], 1);
+                store(srv, w, fixed, &rqs[i], 1);
             return;
         }
         if (fixed)
@@ -235,7 +241,7 @@ static void *writer_main(void *arg)
         if (s->head == NULL)
             s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
-        store(w, NULL, batch, n);
+        store(w->srv, w, NULL, batch, n);
         for (int i = 0; i < n; i++)
             finish(batch[i]);
     }
@@ -309,6 +315,6 @@ void intake_store_now(struct http_server *s, struct http_req *rq)
         rq->status = 503;
         return;
     }
-    store(NULL, c, &rq, 1);
+    store(s, NULL, c, &rq, 1);
     http_pool_put(s, c);
 }

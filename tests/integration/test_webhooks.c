@@ -146,6 +146,7 @@ static int setup(void **state)
     set_str(&cl.cfg.webhooks.listen, "127.0.0.1:0");
     set_str(&cl.cfg.webhooks.secret, SECRET);
     set_str(&cl.cfg.webhooks.hmac_secret, HKEY);
+    cl.cfg.engine.retry.max_attempts = 2; /* webhook items take it (not the default 5) */
     struct http_context ctx = {.instance = "test"};
     srv = http_server_start(&cl.cfg, &ctx, &err);
     if (srv == NULL)
@@ -184,7 +185,7 @@ static void test_accepted_and_queued(void **state)
     assert_int_equal(scalar("SELECT count(*) FROM tds.sync_queue q JOIN tds.inbox i"
                             " ON i.queue_id = q.id AND q.inbox_id = i.id"
                             " WHERE q.zoho_id = '1001' AND q.entity_type = 'items'"
-                            " AND q.priority = 9 AND q.operation = 'upsert'"
+                            " AND q.priority = 9 AND q.operation = 'upsert' AND q.max_attempts = 2"
                             " AND q.status = 'pending' AND (q.payload->>'refetch')::bool"
                             " AND q.payload->'hint'->>'name' = 'Bolt'"),
                      1);
