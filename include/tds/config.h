@@ -51,6 +51,7 @@ struct tds_config {
         int poll_interval_ms;
         int heartbeat_seconds;
         int dead_after_seconds;     /* heartbeat older than this: engine dead */
+        int max_resumes;            /* resumes after a crash before a run fails */
         struct {
             int max_attempts;
             int backoff_seconds;

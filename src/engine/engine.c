@@ -20,6 +20,7 @@
 
 #include "engine_internal.h"
 #include "tds/alerts.h"
+#include "tds/crash.h"
 #include "tds/db.h"
 #include "tds/log.h"
 
@@ -464,6 +465,10 @@ int engine_start(struct engine *e, char **err)
         return -1;
     }
     PQfinish(c);
+    /* A crash in a run leaves a backtrace naming this engine in its log. */
+    char *who = xasprintf("engine %s (%s)", e->instance, e->mode);
+    crash_install(who);
+    free(who);
     log_info("engine %s starting (%s, %d workers)", e->instance, e->mode, e->nworkers);
     atomic_store(&e->state, ENGINE_RUNNING);
     e->started = true;

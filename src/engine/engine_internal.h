@@ -111,7 +111,13 @@ void *runs_job_main(void *arg);
 void runs_heartbeat(struct engine *e, PGconn *c);
 void run_ctx_free(struct run_ctx *ctx);
 /* Janitor: marks runs of dead engines interrupted, resumes interrupted runs. */
-int runs_heal(PGconn *c, int dead_after_s, long long *interrupted, long long *resumed, char **err);
+struct runs_heal_result {
+    long long interrupted; /* running runs whose engine stopped heartbeating */
+    long long given_up;    /* crashed more than max_resumes engines: failed */
+    long long resumed;     /* interrupted runs resumed as new runs */
+};
+int runs_heal(PGconn *c, int dead_after_s, int max_resumes, struct runs_heal_result *out,
+              char **err);
 
 /* The failure bookkeeping of one claimed item (queue.c). */
 int queue_fail_item(PGconn *c, const struct queue_item *it, const char *holder, const char *error,

@@ -22,19 +22,24 @@ void janitor_pass(struct engine *e, PGconn *c)
     engine_settings_copy(&s, &e->set);
     pthread_rwlock_unlock(&e->cfg_lock);
     char *err = NULL;
-    long long n = 0, m = 0;
+    long long n = 0;
 
     if (queue_reclaim_expired(c, &n, &err) != 0)
         goto fail;
     if (n > 0)
         log_warn("janitor: reclaimed %lld queue items whose lease expired", n);
 
-    if (runs_heal(c, s.engine.dead_after_seconds, &n, &m, &err) != 0)
+    struct runs_heal_result h;
+    if (runs_heal(c, s.engine.dead_after_seconds, s.engine.max_resumes, &h, &err) != 0)
         goto fail;
-    if (n > 0)
-        log_warn("janitor: %lld runs interrupted (their engine stopped heartbeating)", n);
-    if (m > 0)
-        log_info("janitor: resumed %lld interrupted runs", m);
+    if (h.interrupted > 0)
+        log_warn("janitor: %lld runs interrupted (their engine stopped heartbeating)",
+                 h.interrupted);
+    if (h.given_up > 0)
+        log_error("janitor: %lld runs not resumed: they crashed more than %d engines",
+                  h.given_up, s.engine.max_resumes);
+    if (h.resumed > 0)
+        log_info("janitor: resumed %lld interrupted runs", h.resumed);
 
     if (dlq_auto_retry(c, s.engine.dlq_auto_retry_after_hours, &n, &err) != 0)
         goto fail;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "tds/alerts.h"
 #include "tds/db.h"
 #include "tds/log.h"
 
@@ -378,14 +379,45 @@ void *runs_job_main(void *arg)
     return NULL;
 }
 
-int runs_heal(PGconn *c, int dead_after_s, long long *interrupted, long long *resumed, char **err)
+/* Raises the critical alert of a run that is not resumed again. */
+static void alert_poison_run(PGconn *c, PGresult *r, int row, int max_resumes)
 {
-    char ds[16];
+    const char *id = PQgetvalue(r, row, 0), *type = PQgetvalue(r, row, 1);
+    const char *entity = PQgetisnull(r, row, 2) ? NULL : PQgetvalue(r, row, 2);
+    const char *crashes = PQgetvalue(r, row, 3), *last = PQgetvalue(r, row, 4);
+    char *key = xasprintf("run_poison:%s", id);
+    char *title = xasprintf("run %s (%s%s%s) crashed %s engines: not resumed again", id, type,
+                            entity ? " " : "", entity ? entity : "", crashes);
+    char *msg = xasprintf("each engine that ran it stopped heartbeating (engine.max_resumes is "
+                          "%d); the last crash: %s, at %s. Look for a backtrace in that "
+                          "engine's log, then start the run again by hand",
+                          max_resumes, last, PQgetvalue(r, row, 5));
+    struct alert_spec a = {.type = "run_poison", .severity = ALERT_CRITICAL, .title = title,
+                           .message = msg, .entity_type = entity, .affected = 1,
+                           .dedup_key = key};
+    char *err = NULL;
+    if (alerts_raise(c, &a, NULL, NULL, &err) != 0) {
+        log_warn("janitor: cannot raise the alert for run %s: %s", id, err);
+        free(err);
+    }
+    log_error("%s; the last crash: %s", title, last);
+    free(key);
+    free(title);
+    free(msg);
+}
+
+int runs_heal(PGconn *c, int dead_after_s, int max_resumes, struct runs_heal_result *out,
+              char **err)
+{
+    memset(out, 0, sizeof *out);
+    char ds[16], mr[16];
     snprintf(ds, sizeof ds, "%d", dead_after_s);
+    snprintf(mr, sizeof mr, "%d", max_resumes);
     const char *p[] = {ds};
     PGresult *r = db_exec(
         c,
         "WITH i AS (UPDATE tds.sync_runs SET status = 'interrupted', finished_at = now(),"
+        "   crashed = true,"
         "   error = 'engine ' || coalesce(owner, '?') || ' stopped sending heartbeats'"
         " WHERE status = 'running' AND coalesce(heartbeat_at, started_at)"
         "   < now() - make_interval(secs => $1::int)"
@@ -397,23 +429,50 @@ int runs_heal(PGconn *c, int dead_after_s, long long *interrupted, long long *re
         1, p, err);
     if (r == NULL)
         return -1;
-    *interrupted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    out->interrupted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
+    /* A run whose chain has crashed engines more than max_resumes times is
+     * poison: fail it rather than hand it to the next engine. */
+    const char *pm[] = {mr};
+    r = db_exec(c,
+                "WITH g AS (UPDATE tds.sync_runs SET resumed_at = now(), status = 'failed',"
+                "   error = 'not resumed: crashed ' || (crashes + 1) || ' engines"
+                " (engine.max_resumes ' || $1::text || '); last: ' || coalesce(error, '?')"
+                " WHERE id IN (SELECT id FROM tds.sync_runs WHERE status = 'interrupted'"
+                "   AND resumed_at IS NULL AND crashed AND crashes + 1 > $1::int"
+                "   ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, run_type, entity_type, crashes + 1 AS n,"
+                "   'engine ' || coalesce(owner, '?') || ' stopped sending heartbeats' AS last,"
+                "   coalesce(heartbeat_at, started_at, finished_at) AS at),"
+                " ev AS (INSERT INTO tds.events (type, run_id, entity_type, data)"
+                "   SELECT 'tds.sync.failed', id, entity_type, jsonb_build_object('run_type',"
+                "   run_type, 'status', 'failed', 'crashes', n, 'not_resumed', true) FROM g)"
+                " SELECT id, run_type, entity_type, n, last,"
+                "   to_char(at, 'YYYY-MM-DD HH24:MI:SS TZ') FROM g ORDER BY id",
+                1, pm, err);
+    if (r == NULL)
+        return -1;
+    out->given_up = PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++)
+        alert_poison_run(c, r, i, max_resumes);
+    PQclear(r);
+    /* The count is in the new run before any engine can claim it. */
     r = db_exec(c,
                 "WITH r AS (UPDATE tds.sync_runs SET resumed_at = now()"
                 " WHERE id IN (SELECT id FROM tds.sync_runs WHERE status = 'interrupted'"
                 "   AND resumed_at IS NULL ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)"
                 " AND resumed_at IS NULL RETURNING *),"
                 " ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger, config,"
-                "   requested_by, resumed_from)"
-                " SELECT run_type, entity_type, 'heal', config, 'janitor', id FROM r RETURNING id)"
+                "   requested_by, resumed_from, crashes)"
+                " SELECT run_type, entity_type, 'heal', config, 'janitor', id,"
+                "   crashes + crashed::int FROM r RETURNING id)"
                 " SELECT count(*) FROM ins",
                 0, NULL, err);
     if (r == NULL)
         return -1;
-    *resumed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    out->resumed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    if (*resumed > 0)
+    if (out->resumed > 0)
         PQclear(PQexec(c, "NOTIFY tds_runs"));
     return 0;
 }

@@ -9,7 +9,9 @@
  * (the "slow" entity's handler sleeps this long per item).  Registers item
  * handlers "noop" (does nothing) and "slow" (records the item in
  * tds_test_applied, then sleeps), and a run handler for "items" that works
- * until it is cancelled, or completes at once when it is a resumed run.
+ * until it is cancelled, or completes at once when it is a resumed run, and
+ * one for "reconcile" that is poison: it crashes the process (a real
+ * SIGSEGV, a write through a null pointer), resumed or not.
  * Prints "ready" on stdout once started.
  */
 #include <signal.h>
@@ -75,6 +77,15 @@ static int long_run(struct run_ctx *ctx, void *arg, char **err)
     return -1;
 }
 
+static int poison_run(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)ctx;
+    (void)err;
+    volatile int *volatile nowhere = arg;
+    *nowhere = 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -115,6 +126,7 @@ int main(int argc, char **argv)
     engine_register_item_handler("noop", NULL, noop_item, NULL);
     engine_register_item_handler("slow", NULL, slow_item, NULL);
     engine_register_run_handler("items", long_run, NULL);
+    engine_register_run_handler("reconcile", poison_run, NULL);
     char *err = NULL;
     struct engine *e = engine_new(&cl.cfg, argv[2], "daemon", &err);
     if (e == NULL) {

@@ -5,7 +5,9 @@
  * transaction).  Then the leader, owning a long run and holding batches in
  * flight, is killed with SIGKILL; another process starts: nothing is lost,
  * nothing is applied twice, the run is interrupted and resumed, and the
- * leadership moves within 30 s.
+ * leadership moves within 30 s.  A poison run (it crashes every engine
+ * that takes it) crashes engine.max_resumes + 1 engines, not the fleet: it
+ * is failed with a critical alert, and each crash left a backtrace.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,10 +25,12 @@ static struct config_loaded cl;
 static PGconn *db;
 static const char *dsn;
 
-static pid_t spawn(const char *name, const char *slow_ms)
+static pid_t spawn_logged(const char *name, const char *slow_ms, const char *errlog)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (errlog != NULL && freopen(errlog, "a", stderr) == NULL)
+            _exit(126);
         setenv("ENGINE_PROC_FAST", "1", 1);
         setenv("ENGINE_PROC_SLOW_MS", slow_ms, 1);
         setenv("ENGINE_PROC_BATCH", "20", 1);
@@ -37,6 +41,11 @@ static pid_t spawn(const char *name, const char *slow_ms)
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn(const char *name, const char *slow_ms)
+{
+    return spawn_logged(name, slow_ms, NULL);
 }
 
 static int stop(pid_t pid)
@@ -152,6 +161,104 @@ static void test_sigkill_mid_batch(void **s)
     assert_int_equal(stop(heir), 0);
 }
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return xstrdup("");
+    struct strbuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        strbuf_append(&b, chunk, n);
+    fclose(f);
+    return strbuf_detach(&b);
+}
+
+static void test_poison_run(void **s)
+{
+    (void)s;
+    pgtest_exec(db, "DELETE FROM tds.leases");
+    char errlog[] = "/tmp/tds-poison-XXXXXX";
+    int fd = mkstemp(errlog);
+    assert_true(fd >= 0);
+    close(fd);
+    /* Two engines, each restarted when it dies, as systemd would. */
+    const char *names[2] = {"poison-a", "poison-b"};
+    pid_t p[2];
+    for (int i = 0; i < 2; i++)
+        p[i] = spawn_logged(names[i], "0", errlog);
+    assert_int_equal(wait_scalar(db,
+                                 "SELECT count(*) FROM tds.engines WHERE instance LIKE 'poison-%'"
+                                 " AND state = 'running'",
+                                 2, 15000),
+                     2);
+    long long run = 0;
+    char *err = NULL;
+    assert_int_equal(runs_request(db, "reconcile", NULL, "cli", NULL, "tester", &run, &err), 0);
+    int crashes = 0, other = 0;
+    long long t0 = time_mono_ms();
+    const char *done = "SELECT count(*) FROM tds.sync_runs WHERE status = 'failed'"
+                       " AND run_type = 'reconcile' AND error LIKE 'not resumed: crashed 4 engines%'";
+    while (pgtest_scalar(db, done) == 0 && time_mono_ms() - t0 < 90000) {
+        for (int i = 0; i < 2; i++) {
+            int st = 0;
+            if (waitpid(p[i], &st, WNOHANG) != p[i])
+                continue;
+            /* under AddressSanitizer, its report ends the process instead */
+            if ((WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) ||
+                (WIFEXITED(st) && WEXITSTATUS(st) != 0))
+                crashes++;
+            else
+                other++;
+            p[i] = spawn_logged(names[i], "0", errlog);
+        }
+        sleep_ms(100);
+    }
+    assert_int_equal(pgtest_scalar(db, done), 1);
+    /* max_resumes (3) resumes after the first crash, then no more */
+    sleep_ms(2000);
+    for (int i = 0; i < 2; i++) {
+        int st = 0;
+        if (waitpid(p[i], &st, WNOHANG) == p[i])
+            crashes++;
+        else
+            assert_int_equal(stop(p[i]), 0);
+    }
+    assert_int_equal(crashes, 4);
+    assert_int_equal(other, 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs"
+                                       " WHERE run_type = 'reconcile'"),
+                     4);
+    /* the chain: each resumed run counted the crash before anyone took it */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM (SELECT crashes, status, crashed,"
+                                       " row_number() OVER (ORDER BY id) - 1 AS i"
+                                       " FROM tds.sync_runs WHERE run_type = 'reconcile') c"
+                                       " WHERE crashes = i AND crashed AND status ="
+                                       " CASE WHEN i < 3 THEN 'interrupted' ELSE 'failed' END"),
+                     4);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE run_type ="
+                                       " 'reconcile' AND status IN ('pending', 'running')"),
+                     0);
+    /* one critical alert names the run that is not resumed again */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE alert_type = 'run_poison'"
+                                       " AND severity = 'critical' AND resolved_at IS NULL"
+                                       " AND title LIKE 'run % (reconcile) crashed 4 engines%'"
+                                       " AND message LIKE '%the last crash: engine poison-%'"),
+                     1);
+    /* each crash left a backtrace in the engine's log */
+    char *log = slurp(errlog);
+    int reports = 0;
+    for (const char *q = log; (q = strstr(q, "fatal signal SIGSEGV in engine poison-")) != NULL;
+         q++)
+        reports++;
+    assert_int_equal(reports, 4);
+    assert_non_null(strstr(log, "tds: end of backtrace"));
+    assert_non_null(strstr(log, "engine_proc("));   /* a frame: binary(+offset) [address] */
+    free(log);
+    unlink(errlog);
+}
+
 int main(void)
 {
     engine_test_setup("procs", &cl);
@@ -162,6 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_three_processes),
         cmocka_unit_test(test_sigkill_mid_batch),
+        cmocka_unit_test(test_poison_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
