@@ -57,6 +57,13 @@ struct engine_timing {
 void engine_set_timing(struct engine *e, const struct engine_timing *t);
 
 /*
+ * The scheduler's clock, for tests: now(arg) returns the time in seconds
+ * since the epoch, with its fraction.  By default the scheduler reads the
+ * database's clock (shared by the fleet).  Call before engine_start.
+ */
+void engine_set_clock(struct engine *e, double (*now)(void *arg), void *arg);
+
+/*
  * Connects, registers in tds.engines (refusing when a live engine already
  * uses this instance name), and starts the threads.  Returns 0, or -1 with
  * *err (caller frees) and nothing left running.

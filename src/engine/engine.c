@@ -272,6 +272,12 @@ struct engine *engine_new(const struct tds_config *cfg, const char *instance, co
     return e;
 }
 
+void engine_set_clock(struct engine *e, double (*now)(void *arg), void *arg)
+{
+    e->clock = now;
+    e->clock_arg = arg;
+}
+
 void engine_set_timing(struct engine *e, const struct engine_timing *t)
 {
     if (t->leader_ttl_ms > 0)

@@ -45,6 +45,8 @@ struct engine {
     struct tds_config set; /* reloadable settings, owned */
     char *instance, *mode, *host;
     struct engine_timing timing;
+    double (*clock)(void *arg); /* the scheduler's clock; NULL: the database's */
+    void *clock_arg;
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* workers wait here; broadcast on NOTIFY tds_queue */

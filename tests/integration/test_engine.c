@@ -3,11 +3,13 @@
  * interruption by a stop and resumption by the janitor), three engines
  * with four workers each sharing the queue (every item applied exactly
  * once, counted by a trigger), and the scheduler (fires once across the
- * fleet, one catch-up after downtime, leadership moving on a stop).
+ * fleet, one catch-up after downtime, leadership moving on a stop; with
+ * an injected clock, never before its slot).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -357,6 +359,60 @@ static void test_scheduler(void **s)
     cl.cfg.schedule.enabled = false;
 }
 
+/* The injected clock: milliseconds since the epoch. */
+static _Atomic long long fake_ms;
+
+static double fake_clock(void *arg)
+{
+    (void)arg;
+    return (double)atomic_load(&fake_ms) / 1000.0;
+}
+
+static void test_scheduler_never_early(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    pgtest_exec(db, "DELETE FROM tds.schedules; DELETE FROM tds.leases;"
+                    " DELETE FROM tds.sync_runs WHERE trigger = 'schedule'");
+    cl.cfg.schedule.enabled = true;
+    free(cl.cfg.schedule.stock_sync);
+    cl.cfg.schedule.stock_sync = xstrdup("* * * * *");
+    /* 2030-01-01 00:00:10 UTC: the first slot is 00:01:00 in any zone of whole minutes */
+    const long long t0 = 1893456010LL * 1000, slot = 1893456060LL;
+    atomic_store(&fake_ms, t0);
+    char *err = NULL;
+    struct engine *e = engine_new(&cl.cfg, "clock", "cli", &err);
+    assert_non_null(e);
+    struct engine_timing t = {3000, 500, 100, 500, 300};
+    engine_set_timing(e, &t);
+    engine_set_clock(e, fake_clock, NULL);
+    assert_int_equal(engine_start(e, &err), 0);
+    char *next = xasprintf("SELECT count(*) FROM tds.schedules WHERE name = 'stock_sync'"
+                           " AND extract(epoch FROM next_run_at) = %lld",
+                           slot);
+    assert_int_equal(wait_scalar(db, next, 1, 10000), 1);
+    free(next);
+    /* 0.4 s, then 1 ms before the slot: rounding made it due; it is not */
+    const char *fired = "SELECT count(*) FROM tds.sync_runs WHERE trigger = 'schedule'";
+    atomic_store(&fake_ms, slot * 1000 - 400);
+    sleep_ms(800);
+    atomic_store(&fake_ms, slot * 1000 - 1);
+    sleep_ms(800);
+    assert_int_equal(pgtest_scalar(db, fired), 0);
+    /* the slot itself: it fires once, and the next slot is a minute on */
+    atomic_store(&fake_ms, slot * 1000);
+    assert_int_equal(wait_scalar(db, fired, 1, 5000), 1);
+    sleep_ms(500);
+    assert_int_equal(pgtest_scalar(db, fired), 1);
+    next = xasprintf("SELECT count(*) FROM tds.schedules WHERE name = 'stock_sync'"
+                     " AND extract(epoch FROM next_run_at) = %lld",
+                     slot + 60);
+    assert_int_equal(pgtest_scalar(db, next), 1);
+    free(next);
+    stop_engine(e);
+    cl.cfg.schedule.enabled = false;
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -365,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_runs),
         cmocka_unit_test(test_three_engines_exactly_once),
         cmocka_unit_test(test_scheduler),
+        cmocka_unit_test(test_scheduler_never_early),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
