@@ -508,12 +508,14 @@ static void finish_stop(struct engine *e)
         free(err);
         return;
     }
-    char *like = xasprintf("%s/%%", e->instance);
-    const char *p[] = {e->instance, like};
+    /* The worker names are instance/N: matched literally (a LIKE pattern
+     * would take "_" and "%" of an instance name as wildcards). */
+    char *prefix = xasprintf("%s/", e->instance);
+    const char *p[] = {e->instance, prefix};
     static const char *const sql[] = {
         "UPDATE tds.sync_queue SET status = 'retry', next_attempt_at = now(), locked_by = NULL,"
         " locked_until = NULL, updated_at = now() WHERE status = 'processing'"
-        " AND locked_by LIKE $2 AND $1::text IS NOT NULL",
+        " AND left(locked_by, length($2)) = $2 AND $1::text IS NOT NULL",
         "UPDATE tds.sync_runs SET status = 'interrupted', finished_at = now(),"
         " error = 'engine ' || $1 || ' stopped' WHERE status = 'running' AND owner = $1"
         " AND $2::text IS NOT NULL",
@@ -529,7 +531,7 @@ static void finish_stop(struct engine *e)
         }
     }
     PQclear(PQexec(c, "NOTIFY tds_queue"));
-    free(like);
+    free(prefix);
     PQfinish(c);
     log_info("engine %s stopped (items ok %lld, failed %lld)", e->instance,
              atomic_load(&e->items_ok), atomic_load(&e->items_failed));
@@ -673,10 +675,11 @@ static PGconn *control_connect(struct engine *e, PGconn *c)
 
 static void heartbeat(struct engine *e, PGconn *c)
 {
+    /* Running or paused: the row says which from the pause flags read in
+     * the same statement, so a pause shows at once, not a heartbeat later. */
     enum engine_state st = (enum engine_state)atomic_load(&e->state);
-    if (st == ENGINE_RUNNING || st == ENGINE_PAUSED)
-        st = (atomic_load(&e->paused_self) || atomic_load(&e->paused_fleet)) ? ENGINE_PAUSED
-                                                                             : ENGINE_RUNNING;
+    if (st == ENGINE_PAUSED)
+        st = ENGINE_RUNNING;
     char busy[16], threads[16];
     snprintf(busy, sizeof busy, "%d", atomic_load(&e->busy));
     snprintf(threads, sizeof threads, "%d", e->nworkers);
@@ -684,11 +687,13 @@ static void heartbeat(struct engine *e, PGconn *c)
     char *err = NULL;
     PGresult *r = db_exec(
         c,
-        "WITH u AS (UPDATE tds.engines SET heartbeat_at = now(), state = $2, busy = $3::int,"
+        "WITH f AS (SELECT coalesce((SELECT value = 'true'::jsonb FROM tds.control"
+        "   WHERE key = 'paused'), false) AS fleet),"
+        " u AS (UPDATE tds.engines SET heartbeat_at = now(), busy = $3::int,"
+        "   state = CASE WHEN $2 = 'running' AND (pause_requested OR (SELECT fleet FROM f))"
+        "   THEN 'paused' ELSE $2 END,"
         " threads = $4::int WHERE instance = $1 RETURNING pause_requested)"
-        " SELECT coalesce((SELECT pause_requested FROM u), false),"
-        " coalesce((SELECT value = 'true'::jsonb FROM tds.control WHERE key = 'paused'),"
-        " false)",
+        " SELECT coalesce((SELECT pause_requested FROM u), false), (SELECT fleet FROM f)",
         4, p, &err);
     if (r == NULL) {
         log_warn("heartbeat failed: %s", err);

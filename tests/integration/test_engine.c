@@ -413,6 +413,57 @@ static void test_scheduler_never_early(void **s)
     cl.cfg.schedule.enabled = false;
 }
 
+/* An engine named lit_a, stopping, releases its own leases, not those of
+ * the engine litxa (LIKE 'lit_a/%' matched both). */
+static void test_instance_names_literal(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    pgtest_exec(db, "INSERT INTO tds.sync_queue (entity_type, zoho_id, payload, status, locked_by,"
+                    " locked_until) VALUES ('items', 'foreign-1', '{}', 'processing', 'litxa/0',"
+                    " now() + interval '1 hour')");
+    struct engine *e = start_engine(&cl, "lit_a");
+    stop_engine(e);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue WHERE zoho_id ="
+                                       " 'foreign-1' AND status = 'processing'"
+                                       " AND locked_by = 'litxa/0'"),
+                     1);
+    pgtest_exec(db, "DELETE FROM tds.sync_queue WHERE zoho_id = 'foreign-1'");
+}
+
+/* Pausing the fleet reaches every engine through NOTIFY, in under a
+ * second (not at their next heartbeat), and no item is claimed after it. */
+static void test_pause_fleet_fast(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    cl.cfg.engine.heartbeat_seconds = 30; /* a pause must not wait for a heartbeat */
+    struct engine *e[2] = {start_engine(&cl, "pause-a"), start_engine(&cl, "pause-b")};
+    const char *running = "SELECT count(*) FROM tds.engines WHERE instance LIKE 'pause-_'"
+                          " AND state = 'running'";
+    assert_int_equal(wait_scalar(db, running, 2, 10000), 2);
+    sleep_ms(300);
+    char *err = NULL;
+    long long t0 = time_mono_ms();
+    assert_int_equal(control_set_paused(db, true, NULL, true, "tester", &err), 0);
+    const char *paused = "SELECT count(*) FROM tds.engines WHERE instance LIKE 'pause-_'"
+                         " AND state = 'paused'";
+    assert_int_equal(wait_scalar(db, paused, 2, 5000), 2);
+    long long took = time_mono_ms() - t0;
+    print_message("fleet paused in %lld ms\n", took);
+    assert_true(took < 1000);
+    for (int i = 0; i < 2; i++) {
+        struct engine_status st;
+        engine_status(e[i], &st);
+        assert_true(st.paused_fleet);
+    }
+    assert_int_equal(control_set_paused(db, true, NULL, false, "tester", &err), 0);
+    assert_int_equal(wait_scalar(db, running, 2, 2000), 2);
+    for (int i = 0; i < 2; i++)
+        stop_engine(e[i]);
+    cl.cfg.engine.heartbeat_seconds = 1;
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -422,6 +473,8 @@ int main(void)
         cmocka_unit_test(test_three_engines_exactly_once),
         cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_scheduler_never_early),
+        cmocka_unit_test(test_instance_names_literal),
+        cmocka_unit_test(test_pause_fleet_fast),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
