@@ -41,6 +41,33 @@ int runs_request(PGconn *c, const char *run_type, const char *entity_type, const
                  char **err) TDS_MUST_CHECK;
 
 /*
+ * Runs of one kind never overlap fleet-wide: two runs overlap when their
+ * kind is the same and their entities meet (NULL: every entity).  A run
+ * starts only when no overlapping run is running.  runs_request_info is
+ * runs_request that says what happened: a request equal to an active run
+ * (same kind, entity and options, not a specific-item sync) joins it
+ * (joined, id is that run's); otherwise the new run is pending and, when an
+ * overlapping run is running, waits_for names it.
+ */
+struct run_request_info {
+    long long id;        /* the run to follow */
+    bool joined;         /* id is an active run equal to the request */
+    long long waits_for; /* a running run in the way; 0 none */
+};
+int runs_request_info(PGconn *c, const char *run_type, const char *entity_type,
+                      const char *trigger, const char *config_json, const char *requested_by,
+                      struct run_request_info *info, char **err) TDS_MUST_CHECK;
+
+/*
+ * Starts a run in this process (`tds sync --wait`): inserts it running,
+ * owned by owner, unless an overlapping run is running: then returns 1 and
+ * *in_the_way gets that run's id.  Returns 0 with *id, or -1 with *err.
+ */
+int runs_start_here(PGconn *c, const char *run_type, const char *entity_type,
+                    const char *config_json, const char *owner, const char *requested_by,
+                    long long *id, long long *in_the_way, char **err) TDS_MUST_CHECK;
+
+/*
  * Cancels a run: a pending one at once, a running one by asking its engine
  * (cancel_requested, NOTIFY tds_control), which stops it at its next check.
  * Returns 0, or -1 with *err when the run does not exist or has finished.

@@ -444,22 +444,21 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
         free(err);
         return TDS_EXIT_FAIL;
     }
-    const char *user = getenv("USER");
-    const char *p[6] = {rq->run_type, rq->entity, config_json, r.instance, user};
-    PGresult *res = db_exec(conn,
-                            "INSERT INTO tds.sync_runs (run_type, entity_type, trigger, status,"
-                            " config, started_at, owner, heartbeat_at, requested_by)"
-                            " VALUES ($1, $2, 'cli', 'running', $3::jsonb, now(), $4, now(), $5)"
-                            " RETURNING id",
-                            5, p, &err);
-    if (res == NULL) {
-        cli_err("%s: %s", rq->run_type, err);
+    long long in_the_way = 0;
+    int src = runs_start_here(conn, rq->run_type, rq->entity, config_json, r.instance,
+                              getenv("USER"), &r.run_id, &in_the_way, &err);
+    if (src != 0) {
+        if (src > 0)
+            cli_err("%s: run %lld (%s%s%s) is running and overlaps this one: wait for it "
+                    "(tds run %lld) or cancel it (console, Runs pane)",
+                    rq->run_type, in_the_way, rq->run_type, rq->entity ? " " : "",
+                    rq->entity ? rq->entity : "", in_the_way);
+        else
+            cli_err("%s: %s", rq->run_type, err);
         free(err);
         zoho_client_free(zc);
         return TDS_EXIT_FAIL;
     }
-    r.run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
     log_set_context("run %lld", r.run_id);
     cJSON *started = cJSON_CreateObject();
     cJSON_AddStringToObject(started, "run_type", rq->run_type);
@@ -571,17 +570,24 @@ static int dispatch(const struct cli_globals *g, struct req *rq)
     if (rq->wait) {
         rc = run_here(&cl.cfg, conn, rq, cj);
     } else {
-        long long id = 0;
+        struct run_request_info info;
         char *err = NULL;
-        if (runs_request(conn, rq->run_type, rq->entity, "cli", cj, getenv("USER"), &id, &err) !=
-            0) {
+        if (runs_request_info(conn, rq->run_type, rq->entity, "cli", cj, getenv("USER"), &info,
+                              &err) != 0) {
             cli_err("sync: %s", err);
             free(err);
             rc = TDS_EXIT_FAIL;
         } else if (rq->json) {
-            printf("{\"run_id\": %lld, \"status\": \"pending\"}\n", id);
+            printf("{\"run_id\": %lld, \"status\": \"%s\", \"joined\": %s, \"waits_for\": %lld}\n",
+                   info.id, info.joined ? "active" : "pending", info.joined ? "true" : "false",
+                   info.waits_for);
         } else {
-            printf("%lld\n", id);
+            printf("%lld\n", info.id);
+            if (info.joined)
+                fprintf(stderr, "tds: an equal run is active: joined run %lld\n", info.id);
+            else if (info.waits_for != 0)
+                fprintf(stderr, "tds: run %lld waits for run %lld, which overlaps it\n", info.id,
+                        info.waits_for);
         }
     }
     cJSON_free(cj);

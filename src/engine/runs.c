@@ -39,8 +39,7 @@ bool runs_status_parse(const char *s, enum run_status *out)
     return false;
 }
 
-int runs_request(PGconn *c, const char *run_type, const char *entity_type, const char *trigger,
-                 const char *config_json, const char *requested_by, long long *id, char **err)
+static int check_request(const char *run_type, const char *trigger, char **err)
 {
     static const char *const types[] = {"full",  "incremental", "stock",
                                         "items", "webhook",     "reconcile"};
@@ -63,19 +62,94 @@ int runs_request(PGconn *c, const char *run_type, const char *entity_type, const
             *err = xasprintf("unknown run trigger \"%s\"", trigger ? trigger : "");
         return -1;
     }
+    return 0;
+}
+
+int runs_request_info(PGconn *c, const char *run_type, const char *entity_type,
+                      const char *trigger, const char *config_json, const char *requested_by,
+                      struct run_request_info *info, char **err)
+{
+    memset(info, 0, sizeof *info);
+    if (check_request(run_type, trigger, err) != 0)
+        return -1;
     const char *p[] = {run_type, str_empty(entity_type) ? NULL : entity_type, trigger,
                        config_json ? config_json : "{}", requested_by};
-    PGresult *r = db_exec(c,
-                          "WITH ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger,"
-                          " config, requested_by) VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id)"
-                          " SELECT id, pg_notify('tds_runs', id::text) FROM ins",
-                          5, p, err);
+    /* Equal: same kind, entity and options ("source" only says who asked). */
+    PGresult *r = db_exec(
+        c,
+        "WITH same AS (SELECT id FROM tds.sync_runs WHERE status IN ('pending', 'running')"
+        "   AND run_type = $1 AND entity_type IS NOT DISTINCT FROM $2 AND $1 <> 'items'"
+        "   AND config - 'source' = $4::jsonb - 'source' ORDER BY id LIMIT 1),"
+        " ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger, config,"
+        "   requested_by) SELECT $1, $2, $3, $4::jsonb, $5 WHERE NOT EXISTS (SELECT 1 FROM same)"
+        "   RETURNING id)"
+        " SELECT coalesce((SELECT id FROM ins), (SELECT id FROM same)),"
+        " EXISTS (SELECT 1 FROM same), coalesce(tds.run_in_the_way($1, $2), 0),"
+        " (SELECT count(*) FROM (SELECT pg_notify('tds_runs', id::text) FROM ins) n)",
+        5, p, err);
     if (r == NULL)
         return -1;
-    if (id)
-        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    info->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    info->joined = PQgetvalue(r, 0, 1)[0] == 't';
+    info->waits_for = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    if (info->waits_for == info->id)
+        info->waits_for = 0;
     PQclear(r);
     return 0;
+}
+
+int runs_request(PGconn *c, const char *run_type, const char *entity_type, const char *trigger,
+                 const char *config_json, const char *requested_by, long long *id, char **err)
+{
+    struct run_request_info info;
+    int rc = runs_request_info(c, run_type, entity_type, trigger, config_json, requested_by,
+                               &info, err);
+    if (rc == 0 && id)
+        *id = info.id;
+    return rc;
+}
+
+/* Serializes the starts of runs fleet-wide; in a statement of its own, so
+ * that the statements after it see every start committed before. */
+static int lock_starts(PGconn *c, char **err)
+{
+    return db_cmd(c, "SELECT pg_advisory_xact_lock(hashtext('tds.sync_runs start'))", 0, NULL,
+                  err);
+}
+
+int runs_start_here(PGconn *c, const char *run_type, const char *entity_type,
+                    const char *config_json, const char *owner, const char *requested_by,
+                    long long *id, long long *in_the_way, char **err)
+{
+    *id = 0;
+    *in_the_way = 0;
+    if (check_request(run_type, "cli", err) != 0)
+        return -1;
+    if (db_begin(c, err) != 0)
+        return -1;
+    if (lock_starts(c, err) != 0)
+        goto fail;
+    const char *p[] = {run_type, str_empty(entity_type) ? NULL : entity_type,
+                       config_json ? config_json : "{}", owner, requested_by};
+    PGresult *r = db_exec(c,
+                          "WITH w AS (SELECT tds.run_in_the_way($1, $2) AS id),"
+                          " ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger,"
+                          "   status, config, started_at, owner, heartbeat_at, requested_by)"
+                          " SELECT $1, $2, 'cli', 'running', $3::jsonb, now(), $4, now(), $5"
+                          " WHERE (SELECT id FROM w) IS NULL RETURNING id)"
+                          " SELECT coalesce((SELECT id FROM ins), 0), coalesce((SELECT id FROM w), 0)",
+                          5, p, err);
+    if (r == NULL)
+        goto fail;
+    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    *in_the_way = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    if (db_commit(c, err) != 0)
+        return -1;
+    return *in_the_way != 0 ? 1 : 0;
+fail:
+    db_rollback(c);
+    return -1;
 }
 
 int runs_cancel(PGconn *c, long long id, const char *who, char **err)
@@ -200,12 +274,23 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
     *out = NULL;
     char *types = engine_run_types_literal();
     const char *p[] = {e->instance, types};
+    /* Only a run that overlaps no running run starts (it waits otherwise). */
+    if (db_begin(c, err) != 0) {
+        free(types);
+        return -1;
+    }
+    if (lock_starts(c, err) != 0) {
+        db_rollback(c);
+        free(types);
+        return -1;
+    }
     PGresult *r = db_exec(
         c,
         "WITH u AS (UPDATE tds.sync_runs SET status = 'running', owner = $1, started_at = now(),"
         "   heartbeat_at = now()"
-        " WHERE id = (SELECT id FROM tds.sync_runs WHERE status = 'pending'"
-        "   AND run_type = ANY ($2::text[]) ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)"
+        " WHERE id = (SELECT id FROM tds.sync_runs p WHERE status = 'pending'"
+        "   AND run_type = ANY ($2::text[]) AND tds.run_in_the_way(run_type, entity_type) IS NULL"
+        "   ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)"
         " RETURNING id, run_type, entity_type, trigger, config, resumed_from),"
         " ev AS (INSERT INTO tds.events (type, run_id, entity_type, data)"
         "   SELECT 'tds.sync.started', id, entity_type, jsonb_build_object('run_type', run_type,"
@@ -214,8 +299,14 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
         " coalesce(resumed_from, 0) FROM u",
         2, p, err);
     free(types);
-    if (r == NULL)
+    if (r == NULL) {
+        db_rollback(c);
         return -1;
+    }
+    if (db_commit(c, err) != 0) {
+        PQclear(r);
+        return -1;
+    }
     if (PQntuples(r) == 0) {
         PQclear(r);
         return 0;

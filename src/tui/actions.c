@@ -207,12 +207,23 @@ int tui_action_run(PGconn *c, const char *instance, const struct tui_op_req *r, 
     case OP_RUN_START: {
         long long id = 0;
         const char *cfgjson = r->config ? r->config : "{\"source\": \"console\"}";
-        rc = runs_request(c, r->run_type, r->entity, "manual", cfgjson, who, &id, &err);
+        struct run_request_info info;
+        rc = runs_request_info(c, r->run_type, r->entity, "manual", cfgjson, who, &info, &err);
         if (rc == 0) {
+            id = info.id;
             snprintf(target, sizeof target, "sync_runs:%lld", id);
-            *msg = xasprintf("requested %s sync of %s%s: run %lld", r->run_type,
-                             r->entity ? r->entity : "every entity",
-                             r->dry_run ? " (dry run)" : "", id);
+            if (info.joined)
+                *msg = xasprintf("%s sync of %s%s is already active: joined run %lld",
+                                 r->run_type, r->entity ? r->entity : "every entity",
+                                 r->dry_run ? " (dry run)" : "", id);
+            else if (info.waits_for != 0)
+                *msg = xasprintf("requested %s sync of %s%s: run %lld, waiting for run %lld",
+                                 r->run_type, r->entity ? r->entity : "every entity",
+                                 r->dry_run ? " (dry run)" : "", id, info.waits_for);
+            else
+                *msg = xasprintf("requested %s sync of %s%s: run %lld", r->run_type,
+                                 r->entity ? r->entity : "every entity",
+                                 r->dry_run ? " (dry run)" : "", id);
         }
         cJSON *dj = cJSON_CreateObject();
         cJSON_AddStringToObject(dj, "run_type", r->run_type);

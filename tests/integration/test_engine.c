@@ -464,6 +464,74 @@ static void test_pause_fleet_fast(void **s)
     cl.cfg.engine.heartbeat_seconds = 1;
 }
 
+/* Runs of one kind never overlap: an equal request joins the active run, an
+ * overlapping one waits for it (one engine could run both at once before),
+ * and a run started here (sync --wait) is refused, naming the run. */
+static void test_no_overlapping_runs(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    engine_register_run_handler("full", waiting_handler, NULL);
+    struct engine *e = start_engine(&cl, "overlap");
+    char *err = NULL;
+    struct run_request_info a, b, j, other;
+    assert_int_equal(runs_request_info(db, "full", NULL, "cli", "{\"source\":\"cli\"}", "t", &a,
+                                       &err),
+                     0);
+    assert_false(a.joined);
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'running'", a.id,
+                 1, 10000),
+        1);
+    /* the same request (another source): joins it */
+    assert_int_equal(runs_request_info(db, "full", NULL, "manual", "{\"source\":\"console\"}",
+                                       "t", &j, &err),
+                     0);
+    assert_true(j.joined);
+    assert_int_equal(j.id, a.id);
+    /* full of items meets full of every entity: it waits, and says for which */
+    assert_int_equal(runs_request_info(db, "full", "items", "cli", NULL, "t", &b, &err), 0);
+    assert_false(b.joined);
+    assert_true(b.id != a.id);
+    assert_int_equal(b.waits_for, a.id);
+    /* another kind does not overlap */
+    assert_int_equal(runs_request_info(db, "incremental", "items", "cli", NULL, "t", &other, &err),
+                     0);
+    assert_int_equal(other.waits_for, 0);
+    long long here = 0, way = 0;
+    assert_int_equal(
+        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", &here, &way, &err), 1);
+    assert_int_equal(way, a.id);
+    assert_int_equal(here, 0);
+    sleep_ms(1500);
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'pending'",
+                   b.id),
+        1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE run_type = 'full'"
+                                       " AND status = 'running'"),
+                     1);
+    /* the one in the way ends: the waiting run starts */
+    assert_int_equal(runs_cancel(db, a.id, "t", &err), 0);
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'running'", b.id,
+                 1, 10000),
+        1);
+    assert_int_equal(runs_cancel(db, b.id, "t", &err), 0);
+    assert_int_equal(runs_cancel(db, other.id, "t", &err), 0);
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'cancelled'",
+                 b.id, 1, 10000),
+        1);
+    assert_int_equal(
+        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", &here, &way, &err), 0);
+    assert_true(here > 0);
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
+                    " WHERE owner = 'cli-test'");
+    stop_engine(e);
+    engine_clear_handlers();
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -475,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_scheduler_never_early),
         cmocka_unit_test(test_instance_names_literal),
         cmocka_unit_test(test_pause_fleet_fast),
+        cmocka_unit_test(test_no_overlapping_runs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
