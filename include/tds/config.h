@@ -78,6 +78,9 @@ struct tds_config {
         char *dir;
     } images;
     struct {
+        int max_calls; /* Zoho calls one reconcile run may make; 0: no cap */
+    } reconcile;
+    struct {
         char *listen;               /* "host:port"; "" = off */
         char *secret;               /* secret */
         char *secret_file;

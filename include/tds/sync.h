@@ -76,6 +76,9 @@ struct sync_job {
     void *arg;
 
     struct sync_stats stats;        /* accumulated by the job */
+    long long call_cap;             /* Zoho calls the job may make (0: no cap); reaching it
+                                       stops the job (cap_reached) */
+    bool cap_reached;
 };
 
 /* True once the job should stop (stop flag or cancelled callback).  Can't fail. */

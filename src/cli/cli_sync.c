@@ -510,7 +510,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
         pthread_join(th, NULL);
     show_progress(&r, true);
 
-    bool cancelled = rc != 0 && atomic_load(&r.stop);
+    bool cancelled = rc != 0 && atomic_load(&r.stop) && !j.cap_reached;
     const char *status = rc == 0 ? "completed" : cancelled ? "cancelled" : "failed";
     char *e2 = NULL;
     (void)flush_counters(conn, &r, NULL);

@@ -129,6 +129,10 @@ static const struct config_key schema[] = {
     PATH("images.dir", images.dir, "/var/lib/tds/images", false,
          "directory where item images are stored"),
 
+    /* reconcile: comparing Zoho with the local tables */
+    INT("reconcile.max_calls", reconcile.max_calls, "2000", 0, 10000000, true, NULL,
+        "Zoho calls one reconcile run may make before it stops; 0: no cap"),
+
     /* webhooks: the HTTP listener for Zoho webhooks, /health and /metrics */
     LISTEN("webhooks.listen", webhooks.listen,
            "host:port of the webhook, /health and /metrics listener; empty turns it off"),

@@ -1291,6 +1291,11 @@ void sync_job_count(struct sync_job *j, long long total, long long succeeded, lo
     j->stats.failed += failed;
     j->stats.unchanged += unchanged;
     j->stats.api_calls += api_calls;
+    if (j->call_cap > 0 && j->stats.api_calls >= j->call_cap && !j->cap_reached) {
+        j->cap_reached = true;
+        if (j->stop)
+            atomic_store(j->stop, true);
+    }
     if (j->add)
         j->add(j->arg, total, succeeded, failed, unchanged, api_calls);
     /* Records a run handled count in the per-minute throughput the console
