@@ -29,6 +29,7 @@ struct run_ctx {
     PGconn *conn;
     atomic_bool cancel;      /* cancel_requested seen, or engine stopping */
     atomic_bool user_cancel; /* cancel_requested (vs. engine stop) */
+    atomic_bool lost;        /* no longer this engine's: taken over after a stall */
     atomic_llong d_total, d_succeeded, d_failed, d_unchanged, d_api; /* unflushed deltas */
     atomic_llong expected;                                           /* -1: unknown */
     pthread_t thread;

@@ -325,7 +325,40 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
     return 1;
 }
 
-/* Writes the counters' deltas (and heartbeat); returns cancel_requested, or -1 on error. */
+/*
+ * The run is no longer this engine's (a stall longer than dead_after: the
+ * janitor interrupted it and another engine resumed it).  Its work stops;
+ * the Zoho calls it made meanwhile are still counted on the run, and said.
+ * Returns 2.
+ */
+static int run_lost(PGconn *c, struct run_ctx *ctx, long long calls)
+{
+    char ids[24], cs[24];
+    snprintf(ids, sizeof ids, "%lld", ctx->id);
+    snprintf(cs, sizeof cs, "%lld", calls);
+    const char *p[] = {ids, cs};
+    char *err = NULL;
+    PGresult *r = db_exec(c,
+                          "UPDATE tds.sync_runs SET api_calls = api_calls + $2::bigint"
+                          " WHERE id = $1::bigint RETURNING status, coalesce(owner, '?')",
+                          2, p, &err);
+    if (!atomic_load(&ctx->lost))
+        log_warn("run %lld is no longer this engine's (now %s, owner %s): its work stops here;"
+                 " %lld Zoho calls since the last heartbeat are counted on it",
+                 ctx->id, r && PQntuples(r) ? PQgetvalue(r, 0, 0) : "gone",
+                 r && PQntuples(r) ? PQgetvalue(r, 0, 1) : "?", calls);
+    if (r == NULL) {
+        log_warn("run %lld: cannot count its last calls: %s", ctx->id, err);
+        free(err);
+    }
+    PQclear(r);
+    atomic_store(&ctx->lost, true);
+    atomic_store(&ctx->cancel, true);
+    return 2;
+}
+
+/* Writes the counters' deltas (and heartbeat); returns cancel_requested
+ * (0 or 1), 2 when the run is no longer this engine's, or -1 on error. */
 static int flush_run(PGconn *c, struct run_ctx *ctx, const char *final_status, const char *error)
 {
     long long d[5] = {atomic_exchange(&ctx->d_total, 0), atomic_exchange(&ctx->d_succeeded, 0),
@@ -379,7 +412,11 @@ static int flush_run(PGconn *c, struct run_ctx *ctx, const char *final_status, c
         free(err);
         return -1;
     }
-    int cancel = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return run_lost(c, ctx, d[4]);
+    }
+    int cancel = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     return cancel;
 }
@@ -449,8 +486,13 @@ void *runs_job_main(void *arg)
         free(err);
         err = NULL;
     }
+    if (atomic_load(&ctx->lost)) {
+        free(err);
+        err = xstrdup("taken over by another engine");
+        status = "lost";
+    }
     /* The outcome must reach the database: retry across a reconnect. */
-    for (int tries = 0; ctx->conn != NULL && tries < 5; tries++) {
+    for (int tries = 0; ctx->conn != NULL && tries < 5 && !atomic_load(&ctx->lost); tries++) {
         if (flush_run(ctx->conn, ctx, status, err) >= 0)
             break;
         if (PQstatus(ctx->conn) != CONNECTION_OK) {
@@ -458,6 +500,8 @@ void *runs_job_main(void *arg)
             ctx->conn = db_connect_retry(&e->dbcfg, &e->stop_sig);
         }
     }
+    if (atomic_load(&ctx->lost) && ctx->conn != NULL)
+        (void)run_lost(ctx->conn, ctx, atomic_exchange(&ctx->d_api, 0));
     if (strcmp(status, "completed") == 0)
         log_info("run %lld completed", ctx->id);
     else

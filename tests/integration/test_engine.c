@@ -532,6 +532,65 @@ static void test_no_overlapping_runs(void **s)
     engine_clear_handlers();
 }
 
+static atomic_bool zombie_stopped;
+
+/* Calls "Zoho" (counts a call) every 20 ms until it is told to stop. */
+static int calling_handler(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)arg;
+    while (!run_ctx_cancelled(ctx)) {
+        run_ctx_add(ctx, 0, 0, 0, 0, 1);
+        sleep_ms(20);
+    }
+    atomic_store(&zombie_stopped, true);
+    *err = xstrdup("stopped");
+    return -1;
+}
+
+/* A run taken over while its engine stalled: the stale engine notices at
+ * its next heartbeat, stops the work, and counts the calls it made. */
+static void test_zombie_run_stops(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    engine_register_run_handler("stock", calling_handler, NULL);
+    atomic_store(&zombie_stopped, false);
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
+                    " WHERE status IN ('pending', 'running')");
+    struct engine *e = start_engine(&cl, "zombie");
+    long long id = request("stock");
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'running'", id,
+                 1, 10000),
+        1);
+    sleep_ms(1200);
+    /* what the janitor of another engine does after a stall */
+    char *sql = xasprintf("UPDATE tds.sync_runs SET status = 'interrupted', finished_at = now(),"
+                          " error = 'engine zombie stopped sending heartbeats' WHERE id = %lld"
+                          " RETURNING api_calls",
+                          id);
+    long long calls_then = pgtest_scalar(db, sql);
+    free(sql);
+    long long t0 = time_mono_ms();
+    while (!atomic_load(&zombie_stopped) && time_mono_ms() - t0 < 5000)
+        sleep_ms(20);
+    assert_true(atomic_load(&zombie_stopped));
+    sleep_ms(300);
+    /* the row keeps what the janitor wrote; the calls made since are on it */
+    assert_int_equal(
+        run_scalar("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'interrupted'"
+                   " AND error LIKE 'engine zombie stopped%%'",
+                   id),
+        1);
+    assert_true(run_scalar("SELECT api_calls FROM tds.sync_runs WHERE id = %lld", id) >
+                calls_then);
+    long long final = run_scalar("SELECT api_calls FROM tds.sync_runs WHERE id = %lld", id);
+    sleep_ms(500);
+    assert_int_equal(run_scalar("SELECT api_calls FROM tds.sync_runs WHERE id = %lld", id), final);
+    stop_engine(e);
+    engine_clear_handlers();
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -544,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_instance_names_literal),
         cmocka_unit_test(test_pause_fleet_fast),
         cmocka_unit_test(test_no_overlapping_runs),
+        cmocka_unit_test(test_zombie_run_stops),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
