@@ -52,6 +52,7 @@ struct tds_config {
         int heartbeat_seconds;
         int dead_after_seconds;     /* heartbeat older than this: engine dead */
         int max_resumes;            /* resumes after a crash before a run fails */
+        int leader_lease_seconds;   /* the scheduler/janitor lease */
         struct {
             int max_attempts;
             int backoff_seconds;

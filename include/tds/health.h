@@ -31,6 +31,7 @@ struct health_engine {
     int threads, busy;
     double heartbeat_age;   /* seconds */
     bool alive;
+    bool leader;            /* holds the leader lease (scheduler, janitor) */
 };
 
 struct health_last_sync {

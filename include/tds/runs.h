@@ -60,12 +60,14 @@ int runs_request_info(PGconn *c, const char *run_type, const char *entity_type,
 
 /*
  * Starts a run in this process (`tds sync --wait`): inserts it running,
- * owned by owner, unless an overlapping run is running: then returns 1 and
+ * owned by owner, unless an overlapping run is running (with a heartbeat
+ * newer than dead_after_s: an older one is dead): then returns 1 and
  * *in_the_way gets that run's id.  Returns 0 with *id, or -1 with *err.
  */
 int runs_start_here(PGconn *c, const char *run_type, const char *entity_type,
                     const char *config_json, const char *owner, const char *requested_by,
-                    long long *id, long long *in_the_way, char **err) TDS_MUST_CHECK;
+                    int dead_after_s, long long *id, long long *in_the_way,
+                    char **err) TDS_MUST_CHECK;
 
 /*
  * Cancels a run: a pending one at once, a running one by asking its engine

@@ -193,9 +193,9 @@ int cli_status(const struct cli_globals *g, int argc, char **argv)
             printf("engines:\n");
             for (size_t i = 0; i < h.nengines; i++) {
                 const struct health_engine *e = &h.engines[i];
-                printf("  %-20s %-10s %-9s %d/%d busy, heartbeat %.0fs ago%s\n",
+                printf("  %-20s %-10s %-9s %d/%d busy, heartbeat %.0fs ago%s%s\n",
                        cli_text(e->instance), cli_text(e->host), cli_text(e->state), e->busy, e->threads, e->heartbeat_age,
-                       e->alive ? "" : " (dead)");
+                       e->alive ? "" : " (dead)", e->leader ? " (leader)" : "");
             }
             printf("queue: %lld pending, %lld retry, %lld processing; oldest pending %.0fs\n",
                    h.queue_pending, h.queue_retry, h.queue_processing, h.oldest_pending_age);
@@ -574,7 +574,8 @@ int cli_engines(const struct cli_globals *g, int argc, char **argv)
                   " round(extract(epoch FROM now() - heartbeat_at)::numeric, 1)"
                   " AS heartbeat_age_seconds,"
                   " state <> 'stopped' AND heartbeat_at > now() - make_interval(secs => $2::int)"
-                  " AS alive"
+                  " AS alive, EXISTS (SELECT 1 FROM tds.leases l WHERE l.name = 'leader'"
+                  "   AND l.holder = instance AND l.expires_at > now()) AS leader"
                   " FROM tds.engines WHERE $1::bool OR state <> 'stopped'"
                   " ORDER BY instance",
                   2, p, o.json);

@@ -16,6 +16,7 @@
  * line every few seconds otherwise), prints the statistics and exits 1 if
  * the run failed.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -419,6 +420,48 @@ static void print_stats(const struct req *rq, long long run_id, const char *stat
         printf("  error: %s\n", cli_text(error));
 }
 
+/*
+ * The run in the way belongs to a `tds sync --wait` of this host whose
+ * process is gone (killed): it is interrupted now rather than when its
+ * heartbeat is old enough for the janitor.  True when it was.
+ */
+static bool interrupt_if_local_dead(PGconn *conn, long long run, const char *host)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", run);
+    const char *p[] = {ids};
+    char *err = NULL;
+    PGresult *r = db_exec(conn, "SELECT coalesce(owner, '') FROM tds.sync_runs WHERE id = $1::bigint",
+                          1, p, &err);
+    if (r == NULL) {
+        free(err);
+        return false;
+    }
+    char *owner = PQntuples(r) ? xstrdup(PQgetvalue(r, 0, 0)) : xstrdup("");
+    PQclear(r);
+    char *prefix = xasprintf("cli-%s-", host);
+    bool dead = false;
+    if (str_starts_with(owner, prefix) && str_is_digits(owner + strlen(prefix))) {
+        long pid = strtol(owner + strlen(prefix), NULL, 10);
+        dead = pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    }
+    if (dead) {
+        const char *p2[] = {ids, owner};
+        dead = db_cmd(conn,
+                      "UPDATE tds.sync_runs SET status = 'interrupted', finished_at = now(),"
+                      " error = 'process ' || $2 || ' is gone' WHERE id = $1::bigint"
+                      " AND status = 'running' AND owner = $2",
+                      2, p2, &err) == 0;
+        if (!dead)
+            free(err);
+        else
+            log_info("run %lld: its process (%s) is gone: interrupted", run, owner);
+    }
+    free(prefix);
+    free(owner);
+    return dead;
+}
+
 static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                     const char *config_json)
 {
@@ -446,7 +489,12 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     }
     long long in_the_way = 0;
     int src = runs_start_here(conn, rq->run_type, rq->entity, config_json, r.instance,
-                              getenv("USER"), &r.run_id, &in_the_way, &err);
+                              getenv("USER"), cfg->engine.dead_after_seconds, &r.run_id,
+                              &in_the_way, &err);
+    if (src > 0 && interrupt_if_local_dead(conn, in_the_way, host))
+        src = runs_start_here(conn, rq->run_type, rq->entity, config_json, r.instance,
+                              getenv("USER"), cfg->engine.dead_after_seconds, &r.run_id,
+                              &in_the_way, &err);
     if (src != 0) {
         if (src > 0)
             cli_err("%s: run %lld (%s%s%s) is running and overlaps this one: wait for it "

@@ -89,6 +89,8 @@ static const struct config_key schema[] = {
         "seconds between heartbeats of this engine and its runs"),
     INT("engine.dead_after_seconds", engine.dead_after_seconds, "30", 2, 86400, true, NULL,
         "an engine whose heartbeat is older than this is dead; its runs are interrupted"),
+    INT("engine.leader_lease_seconds", engine.leader_lease_seconds, "10", 3, 600, false, NULL,
+        "seconds the leader lease lasts; renewed every quarter of it; a new leader within it"),
     INT("engine.max_resumes", engine.max_resumes, "3", 0, 100, true, NULL,
         "times a run is resumed after its engine crashed before it is failed instead"),
     INT("engine.retry.max_attempts", engine.retry.max_attempts, "5", 1, 100, true,

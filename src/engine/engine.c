@@ -263,10 +263,13 @@ struct engine *engine_new(const struct tds_config *cfg, const char *instance, co
     e->instance = inst;
     e->mode = xstrdup(mode);
     e->host = xstrdup(host);
-    e->timing = (struct engine_timing){20000, 5000, 5000, 15000, 5000};
+    int ttl = cfg->engine.leader_lease_seconds > 0 ? cfg->engine.leader_lease_seconds * 1000
+                                                   : 10000;
+    e->timing = (struct engine_timing){ttl, ttl / 4, 5000, 15000, 5000};
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work_cv, NULL);
     pthread_cond_init(&e->leader_cv, NULL);
+    pthread_cond_init(&e->lease_cv, NULL);
     pthread_cond_init(&e->done_cv, NULL);
     atomic_init(&e->state, ENGINE_STARTING);
     return e;
@@ -312,6 +315,9 @@ void engine_kick(struct engine *e)
 {
     engine_wake_workers(e);
     engine_wake_leader(e);
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_broadcast(&e->lease_cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 void engine_wait(struct engine *e, pthread_cond_t *cv, unsigned long *seq, int timeout_ms)
@@ -482,6 +488,7 @@ int engine_start(struct engine *e, char **err)
     for (int i = 0; i < e->nworkers; i++)
         spawn(e, &e->workers[i], worker_main, worker_new(e, i + 1));
     spawn(e, &e->control_thread, control_main, e);
+    spawn(e, &e->lease_thread, lease_main, e);
     spawn(e, &e->leader_thread, leader_main, e);
     spawn(e, &e->notify_thread, notify_main, e);
     return 0;
@@ -519,7 +526,8 @@ static void finish_stop(struct engine *e)
         "UPDATE tds.sync_runs SET status = 'interrupted', finished_at = now(),"
         " error = 'engine ' || $1 || ' stopped' WHERE status = 'running' AND owner = $1"
         " AND $2::text IS NOT NULL",
-        "DELETE FROM tds.leases WHERE holder = $1 AND $2::text IS NOT NULL",
+        "UPDATE tds.leases SET expires_at = least(expires_at, now() - interval '1 millisecond')"
+        " WHERE holder = $1 AND $2::text IS NOT NULL",
         "UPDATE tds.engines SET state = 'stopped', stopped_at = now(), busy = 0,"
         " heartbeat_at = now() WHERE instance = $1 AND $2::text IS NOT NULL",
     };
@@ -569,6 +577,7 @@ int engine_join(struct engine *e, int timeout_ms)
         pthread_join(e->workers[i], NULL);
     pthread_join(e->control_thread, NULL);
     pthread_join(e->leader_thread, NULL);
+    pthread_join(e->lease_thread, NULL);
     pthread_join(e->notify_thread, NULL);
     e->joined = true;
     finish_stop(e);
@@ -595,6 +604,7 @@ void engine_free(struct engine *e)
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->work_cv);
     pthread_cond_destroy(&e->leader_cv);
+    pthread_cond_destroy(&e->lease_cv);
     pthread_cond_destroy(&e->done_cv);
     free(e);
 }
@@ -607,7 +617,7 @@ void engine_status(struct engine *e, struct engine_status *st)
     st->workers = e->nworkers;
     st->busy = atomic_load(&e->busy);
     st->runs_active = atomic_load(&e->runs_active);
-    st->leader = atomic_load(&e->leader);
+    st->leader = engine_leads(e);
     st->paused_self = atomic_load(&e->paused_self);
     st->paused_fleet = atomic_load(&e->paused_fleet);
     st->items_ok = atomic_load(&e->items_ok);
@@ -661,6 +671,17 @@ int control_set_paused(PGconn *c, bool fleet, const char *instance, bool paused,
         return -1;
     }
     return 0;
+}
+
+/* The end of an engine thread: counted out, for engine_join. */
+static void *thread_done(struct engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->live_threads--;
+    pthread_cond_broadcast(&e->done_cv);
+    pthread_mutex_unlock(&e->mu);
+    log_set_context(NULL);
+    return NULL;
 }
 
 /* --- control thread --- */
@@ -841,17 +862,35 @@ void *control_main(void *arg)
     }
     if (c)
         PQfinish(c);
-    pthread_mutex_lock(&e->mu);
-    e->live_threads--;
-    pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
-    log_set_context(NULL);
-    return NULL;
+    return thread_done(e);
 }
 
-/* --- leader thread --- */
+/* --- leader: the lease thread renews, the leader thread works --- */
 
-static bool take_lease(struct engine *e, PGconn *c)
+bool engine_leads(struct engine *e)
+{
+    return atomic_load(&e->leader) && time_mono_ms() < atomic_load(&e->leader_until);
+}
+
+int engine_leader_fence(struct engine *e, PGconn *c, char **err)
+{
+    char ep[24];
+    snprintf(ep, sizeof ep, "%lld", atomic_load(&e->leader_epoch));
+    const char *p[] = {e->instance, ep};
+    PGresult *r = db_exec(c,
+                          "SELECT 1 FROM tds.leases WHERE name = 'leader' AND holder = $1"
+                          " AND epoch = $2::bigint AND expires_at > now() FOR SHARE",
+                          2, p, err);
+    if (r == NULL)
+        return -1;
+    int held = PQntuples(r) == 1;
+    PQclear(r);
+    return held;
+}
+
+/* Takes or renews the lease: its epoch (> 0) when it is ours, 0 when
+ * another engine holds it, -1 on a database error. */
+static long long take_lease(struct engine *e, PGconn *c)
 {
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", e->timing.leader_ttl_ms);
@@ -863,18 +902,70 @@ static bool take_lease(struct engine *e, PGconn *c)
                 " now() + make_interval(secs => $2::int / 1000.0))"
                 " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,"
                 " expires_at = EXCLUDED.expires_at, acquired_at = CASE WHEN tds.leases.holder ="
-                " EXCLUDED.holder THEN tds.leases.acquired_at ELSE now() END"
+                " EXCLUDED.holder THEN tds.leases.acquired_at ELSE now() END,"
+                " epoch = CASE WHEN tds.leases.holder = EXCLUDED.holder THEN tds.leases.epoch"
+                " ELSE tds.leases.epoch + 1 END"
                 " WHERE tds.leases.holder = EXCLUDED.holder OR tds.leases.expires_at < now()"
-                " RETURNING holder",
+                " RETURNING epoch",
                 2, p, &err);
     if (r == NULL) {
         log_warn("leader lease: %s", err);
         free(err);
-        return false;
+        return -1;
     }
-    bool mine = PQntuples(r) == 1;
+    long long epoch = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
-    return mine;
+    return epoch;
+}
+
+/*
+ * The lease thread: renews the leader lease on its own timer, whatever the
+ * janitor is doing.  The engine leads until the monotonic time the renewal
+ * started plus the lease, less a margin: that runs out before the
+ * database's expires_at (set later, by the server), so a leader that cannot
+ * renew stops leading before anyone else can take over.
+ */
+void *lease_main(void *arg)
+{
+    struct engine *e = arg;
+    log_set_context("%s lease", e->instance);
+    PGconn *c = engine_connect(e);
+    unsigned long seen = 0;
+    int ttl = e->timing.leader_ttl_ms;
+    int margin = ttl / 10 < 1000 ? ttl / 10 : 1000;
+    while (c != NULL && !atomic_load(&e->stop)) {
+        long long t0 = time_mono_ms();
+        long long epoch = take_lease(e, c);
+        if (PQstatus(c) != CONNECTION_OK) {
+            c = engine_db_recover(e, c);
+            continue;
+        }
+        if (epoch > 0) {
+            atomic_store(&e->leader_epoch, epoch);
+            atomic_store(&e->leader_until, t0 + ttl - margin);
+            if (!atomic_exchange(&e->leader, true))
+                engine_wake_leader(e);
+        } else if (epoch == 0) {
+            atomic_store(&e->leader, false);
+        }
+        long long wait = t0 + e->timing.leader_renew_ms - time_mono_ms();
+        if (wait > 0)
+            engine_wait(e, &e->lease_cv, &seen, (int)wait);
+    }
+    if (c) {
+        if (atomic_exchange(&e->leader, false)) {
+            const char *p[] = {e->instance};
+            char *err = NULL;
+            /* Released, not deleted: the next leader's epoch follows this one's. */
+            if (db_cmd(c,
+                       "UPDATE tds.leases SET expires_at = now() - interval '1 millisecond'"
+                       " WHERE name = 'leader' AND holder = $1",
+                       1, p, &err) != 0)
+                free(err);
+        }
+        PQfinish(c);
+    }
+    return thread_done(e);
 }
 
 void *leader_main(void *arg)
@@ -882,29 +973,23 @@ void *leader_main(void *arg)
     struct engine *e = arg;
     log_set_context("%s leader", e->instance);
     PGconn *c = engine_connect(e);
-    long long next_janitor = 0, next_sched = 0, next_renew = 0;
+    long long next_janitor = 0, next_sched = 0;
     unsigned long seen = 0;
+    bool led = false;
     while (c != NULL && !atomic_load(&e->stop)) {
-        long long now = time_mono_ms();
-        if (now >= next_renew) {
-            bool mine = take_lease(e, c);
-            if (PQstatus(c) != CONNECTION_OK) {
-                c = engine_db_recover(e, c);
-                continue;
-            }
-            if (mine != atomic_load(&e->leader)) {
-                log_info("%s leadership (scheduler, janitor)", mine ? "took" : "lost");
-                atomic_store(&e->leader, mine);
-                next_janitor = next_sched = 0;
-            }
-            next_renew = now + e->timing.leader_renew_ms;
+        bool leads = engine_leads(e);
+        if (leads != led) {
+            log_info("%s leadership (scheduler, janitor)", leads ? "took" : "lost");
+            led = leads;
+            next_janitor = next_sched = 0;
         }
-        if (atomic_load(&e->leader)) {
+        long long now = time_mono_ms();
+        if (leads) {
             if (now >= next_sched) {
                 sched_tick(e, c);
                 next_sched = now + e->timing.sched_tick_ms;
             }
-            if (now >= next_janitor) {
+            if (now >= next_janitor && engine_leads(e)) {
                 janitor_pass(e, c);
                 next_janitor = time_mono_ms() + e->timing.janitor_interval_ms;
             }
@@ -913,12 +998,16 @@ void *leader_main(void *arg)
                 continue;
             }
         }
-        long long wake = next_renew;
-        if (atomic_load(&e->leader)) {
+        /* Wake for the next job, or when the lease runs out unrenewed. */
+        long long wake = time_mono_ms() + 1000;
+        if (leads) {
+            long long until = atomic_load(&e->leader_until);
             if (next_sched < wake)
                 wake = next_sched;
             if (next_janitor < wake)
                 wake = next_janitor;
+            if (until < wake)
+                wake = until;
         }
         long long wait = wake - time_mono_ms();
         if (wait > 0) {
@@ -928,23 +1017,9 @@ void *leader_main(void *arg)
                 next_sched = 0; /* kicked: look at the schedules now */
         }
     }
-    if (c) {
-        if (atomic_load(&e->leader)) {
-            const char *p[] = {e->instance};
-            char *err = NULL;
-            if (db_cmd(c, "DELETE FROM tds.leases WHERE name = 'leader' AND holder = $1", 1, p,
-                       &err) != 0)
-                free(err);
-            atomic_store(&e->leader, false);
-        }
+    if (c)
         PQfinish(c);
-    }
-    pthread_mutex_lock(&e->mu);
-    e->live_threads--;
-    pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
-    log_set_context(NULL);
-    return NULL;
+    return thread_done(e);
 }
 
 /* --- notifier thread: alerts.notify_url, never blocking anything else --- */
@@ -959,7 +1034,7 @@ void *notify_main(void *arg)
         pthread_rwlock_rdlock(&e->cfg_lock);
         char *url = xstrdup(e->set.alerts.notify_url);
         pthread_rwlock_unlock(&e->cfg_lock);
-        if (!str_empty(url) && atomic_load(&e->leader)) {
+        if (!str_empty(url) && engine_leads(e)) {
             if (c == NULL || PQstatus(c) != CONNECTION_OK) {
                 if (c)
                     PQfinish(c);
@@ -981,10 +1056,5 @@ void *notify_main(void *arg)
     }
     if (c)
         PQfinish(c);
-    pthread_mutex_lock(&e->mu);
-    e->live_threads--;
-    pthread_cond_broadcast(&e->done_cv);
-    pthread_mutex_unlock(&e->mu);
-    log_set_context(NULL);
-    return NULL;
+    return thread_done(e);
 }

@@ -52,6 +52,7 @@ struct engine {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* workers wait here; broadcast on NOTIFY tds_queue */
     pthread_cond_t leader_cv;
+    pthread_cond_t lease_cv; /* the lease thread's timer; broadcast on stop */
     pthread_cond_t done_cv; /* live_threads reached 0 */
     unsigned long work_seq; /* bumped on every wake-up (mu) */
     unsigned long leader_seq;
@@ -62,6 +63,9 @@ struct engine {
     atomic_bool stop;
     volatile sig_atomic_t stop_sig; /* the same, for db_connect_retry */
     atomic_bool paused_self, paused_fleet, leader;
+    /* The leader lease, renewed by its own thread: held until (monotonic
+     * ms) at the epoch it was taken at; leader means leader_until is ahead. */
+    atomic_llong leader_until, leader_epoch;
     atomic_int busy, runs_active;
     atomic_llong items_ok, items_failed, batches;
     atomic_llong stat_ok, stat_failed; /* not yet flushed to tds.stats_minute */
@@ -70,7 +74,7 @@ struct engine {
 
     pthread_t *workers;
     int nworkers;
-    pthread_t control_thread, leader_thread, notify_thread;
+    pthread_t control_thread, leader_thread, lease_thread, notify_thread;
     bool started, joined;
 };
 
@@ -99,6 +103,13 @@ PGconn *engine_connect(struct engine *e);
 void *worker_main(void *arg);
 void *control_main(void *arg);
 void *leader_main(void *arg);
+void *lease_main(void *arg);
+/* This engine leads now (its lease has not run out unrenewed). */
+bool engine_leads(struct engine *e);
+/* In a transaction, before a leader-only write: locks the lease row
+ * (FOR SHARE) if it is still this engine's at the epoch it took.  1 held,
+ * 0 not (do not write), -1 with *err. */
+int engine_leader_fence(struct engine *e, PGconn *c, char **err);
 void *notify_main(void *arg);
 /* A worker's state for worker_main (which frees it). */
 void *worker_new(struct engine *e, int idx);

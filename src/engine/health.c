@@ -63,7 +63,9 @@ void health_compute(PGconn *c, const struct tds_config *cfg, struct health_repor
     }
     PGresult *res = q(c, r,
                       "SELECT instance, host, state, version, mode, threads, busy,"
-                      " extract(epoch FROM now() - heartbeat_at)::float8"
+                      " extract(epoch FROM now() - heartbeat_at)::float8,"
+                      " EXISTS (SELECT 1 FROM tds.leases l WHERE l.name = 'leader'"
+                      "   AND l.holder = instance AND l.expires_at > now())"
                       " FROM tds.engines"
                       " WHERE state <> 'stopped' OR heartbeat_at > now() - interval '1 hour'"
                       " ORDER BY instance",
@@ -83,6 +85,7 @@ void health_compute(PGconn *c, const struct tds_config *cfg, struct health_repor
         e->threads = (int)ll(res, i, 5);
         e->busy = (int)ll(res, i, 6);
         e->heartbeat_age = strtod(PQgetvalue(res, i, 7), NULL);
+        e->leader = PQgetvalue(res, i, 8)[0] == 't';
         e->alive = strcmp(e->state, "stopped") != 0 &&
                    e->heartbeat_age <= cfg->engine.dead_after_seconds;
         if (e->alive)
@@ -214,6 +217,7 @@ cJSON *health_to_json(const struct health_report *r)
         cJSON_AddNumberToObject(o, "busy", e->busy);
         cJSON_AddNumberToObject(o, "heartbeat_age_seconds", (double)(long long)(e->heartbeat_age * 10) / 10);
         cJSON_AddBoolToObject(o, "alive", e->alive);
+        cJSON_AddBoolToObject(o, "leader", e->leader);
         cJSON_AddItemToArray(engines, o);
     }
     cJSON *queue = cJSON_AddObjectToObject(j, "queue");

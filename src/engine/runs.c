@@ -119,7 +119,7 @@ static int lock_starts(PGconn *c, char **err)
 
 int runs_start_here(PGconn *c, const char *run_type, const char *entity_type,
                     const char *config_json, const char *owner, const char *requested_by,
-                    long long *id, long long *in_the_way, char **err)
+                    int dead_after_s, long long *id, long long *in_the_way, char **err)
 {
     *id = 0;
     *in_the_way = 0;
@@ -129,16 +129,18 @@ int runs_start_here(PGconn *c, const char *run_type, const char *entity_type,
         return -1;
     if (lock_starts(c, err) != 0)
         goto fail;
+    char ds[16];
+    snprintf(ds, sizeof ds, "%d", dead_after_s);
     const char *p[] = {run_type, str_empty(entity_type) ? NULL : entity_type,
-                       config_json ? config_json : "{}", owner, requested_by};
+                       config_json ? config_json : "{}", owner, requested_by, ds};
     PGresult *r = db_exec(c,
-                          "WITH w AS (SELECT tds.run_in_the_way($1, $2) AS id),"
+                          "WITH w AS (SELECT tds.run_in_the_way($1, $2, $6::int) AS id),"
                           " ins AS (INSERT INTO tds.sync_runs (run_type, entity_type, trigger,"
                           "   status, config, started_at, owner, heartbeat_at, requested_by)"
                           " SELECT $1, $2, 'cli', 'running', $3::jsonb, now(), $4, now(), $5"
                           " WHERE (SELECT id FROM w) IS NULL RETURNING id)"
                           " SELECT coalesce((SELECT id FROM ins), 0), coalesce((SELECT id FROM w), 0)",
-                          5, p, err);
+                          6, p, err);
     if (r == NULL)
         goto fail;
     *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -273,7 +275,11 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
 {
     *out = NULL;
     char *types = engine_run_types_literal();
-    const char *p[] = {e->instance, types};
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    char ds[16];
+    snprintf(ds, sizeof ds, "%d", e->set.engine.dead_after_seconds);
+    pthread_rwlock_unlock(&e->cfg_lock);
+    const char *p[] = {e->instance, types, ds};
     /* Only a run that overlaps no running run starts (it waits otherwise). */
     if (db_begin(c, err) != 0) {
         free(types);
@@ -289,7 +295,8 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
         "WITH u AS (UPDATE tds.sync_runs SET status = 'running', owner = $1, started_at = now(),"
         "   heartbeat_at = now()"
         " WHERE id = (SELECT id FROM tds.sync_runs p WHERE status = 'pending'"
-        "   AND run_type = ANY ($2::text[]) AND tds.run_in_the_way(run_type, entity_type) IS NULL"
+        "   AND run_type = ANY ($2::text[])"
+        "   AND tds.run_in_the_way(run_type, entity_type, $3::int) IS NULL"
         "   ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)"
         " RETURNING id, run_type, entity_type, trigger, config, resumed_from),"
         " ev AS (INSERT INTO tds.events (type, run_id, entity_type, data)"
@@ -297,7 +304,7 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
         "   'trigger', trigger, 'owner', $1::text, 'resumed_from', resumed_from) FROM u)"
         " SELECT id, run_type, coalesce(entity_type, ''), trigger, config::text,"
         " coalesce(resumed_from, 0) FROM u",
-        2, p, err);
+        3, p, err);
     free(types);
     if (r == NULL) {
         db_rollback(c);

@@ -44,6 +44,14 @@ static int fire(struct engine *e, PGconn *c, const struct sched_job *j, long lon
     char *err = NULL;
     if (db_begin(c, &err) != 0)
         goto fail;
+    /* Fenced: a leader whose lease moved on (a stall) cannot fire. */
+    int held = engine_leader_fence(e, c, &err);
+    if (held < 0)
+        goto fail;
+    if (held == 0) {
+        db_rollback(c);
+        return 0;
+    }
     const char *p[] = {j->name, olds, news};
     PGresult *r =
         db_exec(c,

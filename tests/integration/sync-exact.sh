@@ -132,7 +132,8 @@ exact "stock sync under faults"
 
 # 4. SIGKILL halfway, then again
 reset_db
-t sync stock --all-items --batch-size 1000 --wait >/dev/null 2>&1 &
+# the driver itself in the background (a function would leave it running past the kill)
+"$drv" --config "$tmp/tds.yaml" sync stock --all-items --batch-size 1000 --wait >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 200); do
     n=$(sql "SELECT count(*) FROM zoho.items"); [ "$n" -ge $((N / 2)) ] && break; sleep 0.05

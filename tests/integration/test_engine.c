@@ -500,7 +500,7 @@ static void test_no_overlapping_runs(void **s)
     assert_int_equal(other.waits_for, 0);
     long long here = 0, way = 0;
     assert_int_equal(
-        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", &here, &way, &err), 1);
+        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", 30, &here, &way, &err), 1);
     assert_int_equal(way, a.id);
     assert_int_equal(here, 0);
     sleep_ms(1500);
@@ -524,7 +524,7 @@ static void test_no_overlapping_runs(void **s)
                  b.id, 1, 10000),
         1);
     assert_int_equal(
-        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", &here, &way, &err), 0);
+        runs_start_here(db, "full", "contacts", NULL, "cli-test", "t", 30, &here, &way, &err), 0);
     assert_true(here > 0);
     pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
                     " WHERE owner = 'cli-test'");
@@ -591,6 +591,53 @@ static void test_zombie_run_stops(void **s)
     engine_clear_handlers();
 }
 
+/* The janitor stalls (a lock holds its first statement) on the leader:
+ * the lease is renewed by its own thread, so leadership never splits;
+ * sampled every 100 ms for 12 s, never two leaders (nor none for long). */
+static void test_one_leader_while_janitor_stalls(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    pgtest_exec(db, "DELETE FROM tds.leases");
+    struct engine *e[2] = {start_engine(&cl, "lead-a"), NULL};
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.leases WHERE holder = 'lead-a'", 1, 10000), 1);
+    e[1] = start_engine(&cl, "lead-b");
+    sleep_ms(1000);
+    /* stall the janitor: its first statement updates tds.sync_queue */
+    PGconn *locker = pgtest_connect();
+    pgtest_exec(locker, "BEGIN; LOCK TABLE tds.sync_queue IN ACCESS EXCLUSIVE MODE");
+    int two = 0, none = 0, samples = 0;
+    long long t0 = time_mono_ms();
+    while (time_mono_ms() - t0 < 12000) {
+        int n = 0;
+        for (int i = 0; i < 2; i++) {
+            struct engine_status st;
+            engine_status(e[i], &st);
+            n += st.leader;
+        }
+        two += n > 1;
+        none += n == 0;
+        samples++;
+        sleep_ms(100);
+    }
+    print_message("%d samples: %d with two leaders, %d with none\n", samples, two, none);
+    assert_int_equal(two, 0);
+    assert_true(none <= 2);
+    /* the stalled janitor's engine still leads, by the database's word too */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.leases WHERE holder = 'lead-a'"),
+                     1);
+    pgtest_exec(locker, "COMMIT");
+    PQfinish(locker);
+    /* the leader stops: the other leads within the lease, at a new epoch */
+    long long epoch = pgtest_scalar(db, "SELECT epoch FROM tds.leases WHERE name = 'leader'");
+    stop_engine(e[0]);
+    assert_int_equal(
+        wait_scalar(db, "SELECT count(*) FROM tds.leases WHERE holder = 'lead-b'", 1, 5000), 1);
+    assert_true(pgtest_scalar(db, "SELECT epoch FROM tds.leases WHERE name = 'leader'") > epoch);
+    stop_engine(e[1]);
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -604,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_pause_fleet_fast),
         cmocka_unit_test(test_no_overlapping_runs),
         cmocka_unit_test(test_zombie_run_stops),
+        cmocka_unit_test(test_one_leader_while_janitor_stalls),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
