@@ -31,6 +31,10 @@
 #define CONFIG_MAX_BYTES (1024 * 1024) /* a config file is small */
 #define SECRET_MAX_BYTES (64 * 1024)
 #define QUOTE_MAX 60 /* longest value quoted in a message */
+/* Deepest nesting of mappings and lists a file may have (tds.yaml(5)); a
+ * configuration needs three.  libyaml's loader is quadratic in the depth:
+ * 100,000 levels of "[" took 40 s before this limit. */
+#define CONFIG_MAX_DEPTH 64
 
 /* One problem, kept with its place so the final list can be ordered. */
 struct problem {
@@ -847,6 +851,53 @@ static void load_document(struct loader *L, yaml_document_t *doc)
     walk_mapping(L, doc, root, "");
 }
 
+/*
+ * A pass over the parser's events before the document is built: refuses a
+ * file nested deeper than CONFIG_MAX_DEPTH at the collection that goes too
+ * deep, after reading only up to it.  Returns false after reporting; a
+ * syntax error is left to the loader, which meets it at the same place.
+ */
+static bool depth_ok(struct loader *L)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        fprintf(stderr, "tds: out of memory\n");
+        abort();
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)L->buf, L->len);
+    int depth = 0;
+    bool ok = true, done = false;
+    while (ok && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break;
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+            if (++depth > CONFIG_MAX_DEPTH) {
+                add_at_mark(L, ev.start_mark,
+                            "nested deeper than %d levels of mappings and lists "
+                            "(a configuration needs 3)",
+                            CONFIG_MAX_DEPTH);
+                ok = false;
+            }
+            break;
+        case YAML_MAPPING_END_EVENT:
+        case YAML_SEQUENCE_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return ok;
+}
+
 static void load_file(struct loader *L)
 {
     size_t len = 0;
@@ -860,6 +911,12 @@ static void load_file(struct loader *L)
     }
     L->buf = buf;
     L->len = len;
+    if (!depth_ok(L)) {
+        free(buf);
+        L->buf = NULL;
+        L->len = 0;
+        return;
+    }
 
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {

@@ -91,6 +91,40 @@ done
 # A configuration file that does not exist.
 check_bad missing-file missing-file.yaml
 
+# 100,000 nested lists: refused at the 65th within a second (libyaml's
+# loader alone took 40 s on it), with FILE:LINE:COL.
+deep() { # deep NAME OPEN CLOSE EXPECTED
+    local name=$1 open=$2 close=$3 want=$4
+    python3 -c "import sys; sys.stdout.write(sys.argv[1] * 100000 + sys.argv[2] * 100000 + '\n')" \
+        "$open" "$close" >"$tmp/$name.yaml"
+    local t0 t1 ms
+    t0=$(date +%s%N)
+    (cd "$tmp" && env "${unset_args[@]}" timeout 60 "$tds" --config "$name.yaml" check-config \
+        >"$tmp/out" 2>"$tmp/err")
+    rc=$?
+    t1=$(date +%s%N)
+    ms=$(((t1 - t0) / 1000000))
+    checked=$((checked + 1))
+    if [ "$rc" -ne 2 ]; then
+        echo "FAIL $name: exit status $rc after ${ms} ms, expected 2"
+        fails=$((fails + 1))
+    elif [ "$(cat "$tmp/err")" != "$want" ]; then
+        echo "FAIL $name: stderr is: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    elif [ "$ms" -ge 1000 ]; then
+        echo "FAIL $name: refused, but after ${ms} ms (limit 1000)"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit 2 in ${ms} ms: $want"
+    fi
+}
+deep deep-lists '[' ']' \
+    "deep-lists.yaml:1:65: nested deeper than 64 levels of mappings and lists (a configuration needs 3)"
+deep deep-mappings '{a: ' '}' \
+    "deep-mappings.yaml:1:257: nested deeper than 64 levels of mappings and lists (a configuration needs 3)"
+deep deep-block-lists '- ' '' \
+    "deep-block-lists.yaml:1:129: nested deeper than 64 levels of mappings and lists (a configuration needs 3)"
+
 check_good() {
     local dir=$1 config=$2 name=$3
     run "$dir" "$config" "$name"
