@@ -125,6 +125,34 @@ deep deep-mappings '{a: ' '}' \
 deep deep-block-lists '- ' '' \
     "deep-block-lists.yaml:1:129: nested deeper than 64 levels of mappings and lists (a configuration needs 3)"
 
+# Connection errors and the daemon's log never show a DSN password either,
+# however it is spelt: a '/' in a URI password makes libpq read part of it
+# as the port; a glued `client_secret:VALUE` is refused at the daemon's start.
+leak_free() { # leak_free NAME WANT-RC GREP-PATTERN CMD...
+    local name=$1 want=$2 pat=$3; shift 3
+    (cd "$here/bad" && env "${unset_args[@]}" "$@" >"$tmp/out" 2>"$tmp/err")
+    rc=$?
+    checked=$((checked + 1))
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL $name: exit status $rc, expected $want: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    elif ! grep -qE -- "$pat" "$tmp/err"; then
+        echo "FAIL $name: stderr lacks /$pat/: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit $rc: $(head -n 1 "$tmp/err")"
+    fi
+    no_secret "$name"
+}
+leak_free migrate-uri-slash 2 "cannot connect to u:<redacted>" \
+    TDS_DATABASE_URL="postgresql://u:TOPSECRET-c1/TOPSECRET-c2@127.0.0.1:1/x" "$tds" migrate
+leak_free migrate-kv-malformed 2 "TDS_DATABASE_URL: not a valid connection string: .*<hidden>" \
+    TDS_DATABASE_URL="host=127.0.0.1 port=1 password=TOPSECRET-c3 TOPSECRET-c4" "$tds" migrate
+leak_free daemon-uri-slash 124 "retrying" \
+    TDS_DATABASE_URL="postgresql://u:TOPSECRET-c5/TOPSECRET-c6@127.0.0.1:1/x" TDS_LOG_LEVEL=info \
+    timeout 2 "$tds" --daemon
+leak_free daemon-glued-secret 2 "client_secret:\.\.\." "$tds" --daemon -c secret-glued.yaml
+
 check_good() {
     local dir=$1 config=$2 name=$3
     run "$dir" "$config" "$name"
