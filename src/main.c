@@ -25,7 +25,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"check-config", cli_check_config, "print the effective configuration and where each value came from", NULL},
+    {"check-config", cli_check_config,
+     "print the effective configuration and where each value came from", NULL},
     {"migrate", cli_migrate, "create or upgrade the database schema", NULL},
     {"status", cli_status, "fleet health; exit 0 healthy, 3 degraded, 4 down", cli_ops_options},
     {"runs", cli_runs, "list sync runs", cli_ops_options},
@@ -37,7 +38,8 @@ static const struct command commands[] = {
     {"pause", cli_pause, "pause the fleet (or one engine with --instance)", cli_ops_options},
     {"resume", cli_resume, "resume the fleet (or one engine with --instance)", cli_ops_options},
     {"sync", cli_sync, "sync stock, one entity or all (--wait runs it here)", cli_sync_options},
-    {"reconcile", cli_reconcile, "compare Zoho with the local tables and fix the drift", cli_reconcile_options},
+    {"reconcile", cli_reconcile, "compare Zoho with the local tables and fix the drift",
+     cli_reconcile_options},
 };
 
 static void usage(FILE *out)

@@ -95,10 +95,11 @@ int cli_usage_error(const char *fmt, ...) TDS_PRINTF(1, 2);
  * (str_to_id): 0, or -1 after a usage error that names the argument and
  * shows the bad value through the sanitizer (the caller exits 2).
  */
-int cli_parse_id(const char *what, const char *name, const char *s, long long *id);
+int cli_parse_id(const char *what, const char *name, const char *s, long long *id)
+    TDS_MUST_CHECK;
 /* The same for a number in [lo, hi] (str_to_ll_in), e.g. --limit. */
 int cli_parse_number(const char *what, const char *name, const char *s, long long lo,
-                     long long hi, long long *v);
+                     long long hi, long long *v) TDS_MUST_CHECK;
 
 /*
  * The long options of a subcommand, so that the pass that takes global

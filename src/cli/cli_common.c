@@ -31,16 +31,18 @@ int cli_parse_id(const char *what, const char *name, const char *s, long long *i
         return cli_usage_error("%s: %s is needed", what, name), -1;
     if (!str_to_id(s, strlen(s), id))
         return cli_usage_error("%s: %s: '%s' is not an id (a positive whole number, digits only)",
-                               what, name, s), -1;
+                               what, name, s),
+               -1;
     return 0;
 }
 
-int cli_parse_number(const char *what, const char *name, const char *s, long long lo,
-                     long long hi, long long *v)
+int cli_parse_number(const char *what, const char *name, const char *s, long long lo, long long hi,
+                     long long *v)
 {
     if (!str_to_ll_in(s, s != NULL ? strlen(s) : 0, lo, hi, v))
         return cli_usage_error("%s: %s: '%s' is not a number from %lld to %lld", what, name,
-                               s != NULL ? s : "", lo, hi), -1;
+                               s != NULL ? s : "", lo, hi),
+               -1;
     return 0;
 }
 

@@ -36,6 +36,9 @@
  * configuration needs three.  libyaml's loader is quadratic in the depth:
  * 100,000 levels of "[" took 40 s before this limit. */
 #define CONFIG_MAX_DEPTH 64
+/* Problems reported at most; the rest are counted (a file of 100,000 bad
+ * keys gets a readable answer, fast). */
+#define CONFIG_MAX_PROBLEMS 100
 
 /* One problem, kept with its place so the final list can be ordered. */
 struct problem {
@@ -56,6 +59,7 @@ struct loader {
     int *cols; /* column of each key's value in the file */
     struct problem *probs;
     size_t nprobs;
+    size_t dropped; /* beyond CONFIG_MAX_PROBLEMS */
 };
 
 union cvalue {
@@ -126,6 +130,10 @@ static void add_problem(struct loader *L, int rank, int line, int col, const cha
 /* Records a problem; rank 1 gets "FILE:LINE:COL: ", rank 0 "FILE: ". */
 static void add_problem(struct loader *L, int rank, int line, int col, const char *fmt, ...)
 {
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) {
+        L->dropped++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *body = xvasprintf(fmt, ap);
@@ -150,6 +158,10 @@ static void add_at_mark(struct loader *L, yaml_mark_t m, const char *fmt, ...) T
 
 static void add_at_mark(struct loader *L, yaml_mark_t m, const char *fmt, ...)
 {
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) {
+        L->dropped++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *body = xvasprintf(fmt, ap);
@@ -614,8 +626,8 @@ static bool scalar_is_null(const yaml_node_t *n)
 /* Whether text names something secret (a key of it, or its value). */
 static bool secret_like(const char *s)
 {
-    static const char *const words[] = {"secret", "token", "password", "passwd", "dsn",
-                                        "credential", "postgres"};
+    static const char *const words[] = {"secret", "token",      "password", "passwd",
+                                        "dsn",    "credential", "postgres"};
     char *low = xstrdup(s);
     for (char *p = low; *p != '\0'; p++)
         *p = (char)tolower((unsigned char)*p);
@@ -793,6 +805,10 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
 static void unknown_key(struct loader *L, const yaml_node_t *kn, const char *prefix,
                         const char *name)
 {
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) { /* not worth a suggestion */
+        L->dropped++;
+        return;
+    }
     size_t cut;
     char *q = quote_key(name, &cut);
     char *head = xstrndup(name, cut);
@@ -804,8 +820,9 @@ static void unknown_key(struct loader *L, const yaml_node_t *kn, const char *pre
     else
         strbuf_printf(&sb, "unknown key %s in %s", q, prefix);
     if (name[cut] == ':' || name[cut] == '=') {
-        strbuf_printf(&sb, " (a key and its value need a blank after the '%c'; the rest is not "
-                           "shown)",
+        strbuf_printf(&sb,
+                      " (a key and its value need a blank after the '%c'; the rest is not "
+                      "shown)",
                       name[cut]);
     } else if (s != NULL) {
         strbuf_printf(&sb, " (did you mean %s?)", s);
@@ -865,11 +882,53 @@ static void walk_pair(struct loader *L, yaml_document_t *doc, const yaml_node_t 
     free(full);
 }
 
+struct key_ref {
+    const char *name;
+    size_t at;
+    const yaml_node_t *node;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : x->at < y->at ? -1 : x->at > y->at;
+}
+
+/*
+ * For each of the n pairs, the key node of an earlier pair with the same
+ * name, or NULL: sorted, so a mapping of any width costs n log n (checking
+ * each key against all before it took minutes for 100,000 keys).  Caller
+ * frees.
+ */
+static const yaml_node_t **first_of_each_key(yaml_document_t *doc, yaml_node_pair_t *pairs,
+                                             size_t n)
+{
+    const yaml_node_t **firsts = xcalloc(n + 1, sizeof *firsts);
+    struct key_ref *refs = xcalloc(n + 1, sizeof *refs);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pairs[i].key);
+        if (kn != NULL && kn->type == YAML_SCALAR_NODE)
+            refs[m++] = (struct key_ref){(const char *)kn->data.scalar.value, i, kn};
+    }
+    qsort(refs, m, sizeof *refs, key_ref_cmp);
+    for (size_t i = 1, g = 0; i < m; i++) {
+        if (strcmp(refs[i].name, refs[g].name) != 0)
+            g = i; /* a new name: refs[g] is its first place */
+        else
+            firsts[refs[i].at] = refs[g].node;
+    }
+    free(refs);
+    return firsts;
+}
+
 static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *map,
                          const char *prefix)
 {
     yaml_node_pair_t *start = map->data.mapping.pairs.start;
     yaml_node_pair_t *top = map->data.mapping.pairs.top;
+    const yaml_node_t **firsts = first_of_each_key(doc, start, (size_t)(top - start));
     for (yaml_node_pair_t *pair = start; pair < top; pair++) {
         yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
         yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
@@ -882,13 +941,7 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
             continue;
         }
         const char *name = (const char *)kn->data.scalar.value;
-        const yaml_node_t *first = NULL;
-        for (yaml_node_pair_t *prev = start; prev < pair && first == NULL; prev++) {
-            yaml_node_t *pk = yaml_document_get_node(doc, prev->key);
-            if (pk != NULL && pk->type == YAML_SCALAR_NODE &&
-                strcmp((const char *)pk->data.scalar.value, name) == 0)
-                first = pk;
-        }
+        const yaml_node_t *first = firsts[pair - start];
         if (first != NULL) {
             size_t cut;
             char *q = quote_key(name, &cut);
@@ -903,6 +956,7 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
         }
         walk_pair(L, doc, kn, vn, prefix, name);
     }
+    free(firsts);
 }
 
 static void load_document(struct loader *L, yaml_document_t *doc)
@@ -1288,6 +1342,11 @@ int config_load(const char *path, struct config_loaded *out, struct config_error
         errs->msg = xreallocarray(errs->msg, errs->n + L.nprobs, sizeof *errs->msg);
     for (size_t i = 0; i < L.nprobs; i++)
         errs->msg[errs->n++] = L.probs[i].msg;
+    if (L.dropped > 0) {
+        errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof *errs->msg);
+        errs->msg[errs->n++] = xasprintf("%s: %zu more problem%s not shown", path ? path : "",
+                                         L.dropped, L.dropped == 1 ? "" : "s");
+    }
     int rc = L.nprobs > 0 ? -1 : 0;
     free(L.probs);
     free(L.cols);
@@ -1518,8 +1577,8 @@ char *config_dsn_problem(const char *dsn)
         PQconninfoFree(opts);
         return NULL;
     }
-    char *line = xstrndup(err != NULL ? err : "cannot be parsed",
-                          strcspn(err != NULL ? err : "", "\n"));
+    char *line =
+        xstrndup(err != NULL ? err : "cannot be parsed", strcspn(err != NULL ? err : "", "\n"));
     PQfreemem(err);
     char *hidden = config_dsn_hide_fragments(line);
     free(line);

@@ -18,9 +18,11 @@
 static void test_id_ok(void **state)
 {
     (void)state;
-    static const struct { const char *s; long long v; } ok[] = {
-        {"1", 1}, {"9", 9}, {"42", 42}, {"007", 7},
-        {"9223372036854775807", LLONG_MAX},
+    static const struct {
+        const char *s;
+        long long v;
+    } ok[] = {
+        {"1", 1}, {"9", 9}, {"42", 42}, {"007", 7}, {"9223372036854775807", LLONG_MAX},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         long long v = -5;
@@ -33,8 +35,26 @@ static void test_id_refused(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", " 9", "9 ", "\t9", "9\n", "+9", "-1", "-0", "0", "00", "9x", "x9", "0x10", "1e3",
-        "1.0", "1,000", "9223372036854775808", "99999999999999999999999", "-", "--1",
+        "",
+        " 9",
+        "9 ",
+        "\t9",
+        "9\n",
+        "+9",
+        "-1",
+        "-0",
+        "0",
+        "00",
+        "9x",
+        "x9",
+        "0x10",
+        "1e3",
+        "1.0",
+        "1,000",
+        "9223372036854775808",
+        "99999999999999999999999",
+        "-",
+        "--1",
         "\xd9\xa3", /* ARABIC-INDIC DIGIT THREE */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
