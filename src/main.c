@@ -21,22 +21,25 @@ struct command {
     const char *name;
     int (*run)(const struct cli_globals *g, int argc, char **argv);
     const char *summary;
+    const struct option *opts; /* its long options (NULL: none) */
 };
 
 static const struct command commands[] = {
-    {"check-config", cli_check_config, "print the effective configuration and where each value came from"},
-    {"migrate", cli_migrate, "create or upgrade the database schema"},
-    {"status", cli_status, "fleet health; exit 0 healthy, 3 degraded, 4 down"},
-    {"runs", cli_runs, "list sync runs"},
-    {"run", cli_run, "show one sync run with its recent events"},
-    {"queue", cli_queue, "list queue items"},
-    {"dlq", cli_dlq, "list, show, retry or discard dead-letter items"},
-    {"alerts", cli_alerts, "list or acknowledge alerts"},
-    {"engines", cli_engines, "list the engines of the fleet"},
-    {"pause", cli_pause, "pause the fleet (or one engine with --instance)"},
-    {"resume", cli_resume, "resume the fleet (or one engine with --instance)"},
-    {"sync", cli_sync, "sync stock, one entity or all (--wait runs it here)"},
-    {"reconcile", cli_reconcile, "compare Zoho with the local tables and fix the drift"},
+    {"check-config", cli_check_config,
+     "print the effective configuration and where each value came from", NULL},
+    {"migrate", cli_migrate, "create or upgrade the database schema", NULL},
+    {"status", cli_status, "fleet health; exit 0 healthy, 3 degraded, 4 down", cli_ops_options},
+    {"runs", cli_runs, "list sync runs", cli_ops_options},
+    {"run", cli_run, "show one sync run with its recent events", cli_ops_options},
+    {"queue", cli_queue, "list queue items", cli_ops_options},
+    {"dlq", cli_dlq, "list, show, retry or discard dead-letter items", cli_ops_options},
+    {"alerts", cli_alerts, "list or acknowledge alerts", cli_ops_options},
+    {"engines", cli_engines, "list the engines of the fleet", cli_ops_options},
+    {"pause", cli_pause, "pause the fleet (or one engine with --instance)", cli_ops_options},
+    {"resume", cli_resume, "resume the fleet (or one engine with --instance)", cli_ops_options},
+    {"sync", cli_sync, "sync stock, one entity or all (--wait runs it here)", cli_sync_options},
+    {"reconcile", cli_reconcile, "compare Zoho with the local tables and fix the drift",
+     cli_reconcile_options},
 };
 
 static void usage(FILE *out)
@@ -67,11 +70,37 @@ static void usage(FILE *out)
 }
 
 /*
+ * The subcommand's option that the argument `a` ("--name" or an unambiguous
+ * prefix, as getopt_long reads it) names, or NULL.
+ */
+static const struct option *sub_option(const struct option *opts, const char *a)
+{
+    if (opts == NULL || strncmp(a, "--", 2) != 0 || a[2] == '\0')
+        return NULL;
+    const char *name = a + 2;
+    size_t len = strcspn(name, "=");
+    const struct option *hit = NULL;
+    int prefixes = 0;
+    for (const struct option *o = opts; o->name != NULL; o++) {
+        if (strncmp(o->name, name, len) != 0)
+            continue;
+        if (strlen(o->name) == len)
+            return o;
+        hit = o;
+        prefixes++;
+    }
+    return prefixes == 1 ? hit : NULL;
+}
+
+/*
  * Global options may also follow the subcommand (`tds check-config --config
  * FILE`): takes --config/-c and --instance out of argv (up to a "--") and
- * returns the new argc, or -1 after a usage error.
+ * returns the new argc, or -1 after a usage error.  The value of one of the
+ * subcommand's own options is never taken for a global option: in
+ * `dlq discard 5 --reason -c` the reason is "-c".
  */
-static int take_global_options(struct cli_globals *g, int argc, char **argv)
+static int take_global_options(struct cli_globals *g, int argc, char **argv,
+                               const struct option *opts)
 {
     int out = 1;
     for (int i = 1; i < argc; i++) {
@@ -95,7 +124,12 @@ static int take_global_options(struct cli_globals *g, int argc, char **argv)
             value = a + 11;
         }
         if (slot == NULL) {
+            const struct option *o = sub_option(opts, a);
             argv[out++] = argv[i];
+            /* "--reason VALUE": VALUE is the subcommand's, whatever it looks like. */
+            if (o != NULL && o->has_arg == required_argument && strchr(a, '=') == NULL &&
+                i + 1 < argc)
+                argv[out++] = argv[++i];
             continue;
         }
         if (value == NULL) {
@@ -155,13 +189,16 @@ int main(int argc, char **argv)
         if (g.attach || g.daemon || g.demo)
             return cli_usage_error("'%s' cannot be combined with --attach, --daemon or --demo",
                                    name);
-        int sub_argc = take_global_options(&g, argc - optind, argv + optind);
-        if (sub_argc < 0)
-            return TDS_EXIT_USAGE;
+        const struct command *cmd = NULL;
         for (size_t i = 0; i < TDS_ARRAY_LEN(commands); i++)
             if (strcmp(commands[i].name, name) == 0)
-                return commands[i].run(&g, sub_argc, argv + optind);
-        return cli_usage_error("unknown command '%s'", name);
+                cmd = &commands[i];
+        if (cmd == NULL)
+            return cli_usage_error("unknown command '%s'", name);
+        int sub_argc = take_global_options(&g, argc - optind, argv + optind, cmd->opts);
+        if (sub_argc < 0)
+            return TDS_EXIT_USAGE;
+        return cmd->run(&g, sub_argc, argv + optind);
     }
     if (g.daemon)
         return cli_daemon(&g);

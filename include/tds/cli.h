@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
+#include <getopt.h>
 #include <stdbool.h>
 
 #include "tds/config.h"
@@ -88,5 +89,25 @@ void cli_err(const char *fmt, ...) TDS_PRINTF(1, 2);
 
 /* Prints "tds: MSG\nTry 'tds --help' for more information." and returns 2. */
 int cli_usage_error(const char *fmt, ...) TDS_PRINTF(1, 2);
+
+/*
+ * The id named `name` (e.g. "id", "--run") of subcommand `what`, strictly
+ * (str_to_id): 0, or -1 after a usage error that names the argument and
+ * shows the bad value through the sanitizer (the caller exits 2).
+ */
+int cli_parse_id(const char *what, const char *name, const char *s, long long *id)
+    TDS_MUST_CHECK;
+/* The same for a number in [lo, hi] (str_to_ll_in), e.g. --limit. */
+int cli_parse_number(const char *what, const char *name, const char *s, long long lo,
+                     long long hi, long long *v) TDS_MUST_CHECK;
+
+/*
+ * The long options of a subcommand, so that the pass that takes global
+ * options (-c, --config, --instance) out of a subcommand's arguments (main.c)
+ * leaves an option's value alone: `dlq discard 5 --reason -c` reasons "-c".
+ */
+extern const struct option cli_ops_options[];
+extern const struct option cli_sync_options[];
+extern const struct option cli_reconcile_options[];
 
 #endif

@@ -156,6 +156,15 @@ void config_errors_free(struct config_errors *errs);
 
 /* Registers every secret of cfg with the logger's redaction.  Can't fail. */
 void config_register_secrets(const struct tds_config *cfg);
+/*
+ * NULL when dsn is empty, a database name or a connection string libpq can
+ * parse; else why not, with every quoted piece of libpq's message that is
+ * not a keyword hidden (it may be part of a password).  Caller frees.
+ */
+char *config_dsn_problem(const char *dsn);
+/* libpq's message about a connection string with the quoted pieces that are
+ * not connection keywords (or "=") shown as "<hidden>".  Caller frees. */
+char *config_dsn_hide_fragments(const char *msg);
 
 /*
  * Prints the effective configuration, one "key = value  # source" line per

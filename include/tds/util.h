@@ -51,6 +51,15 @@ bool str_starts_with(const char *s, const char *prefix);
 bool str_is_digits(const char *s);                   /* non-empty, [0-9]+ */
 /* strtoll with full-string and range checks; false on any junk. */
 bool str_to_ll(const char *s, long long *out);
+/*
+ * A decimal number in [lo, hi] given as the len bytes at s, strictly: ASCII
+ * digits only (a leading '-' only when lo < 0), no blank, no '+', no NUL
+ * within len and s[len] == '\0', no overflow.  False on anything else.
+ */
+bool str_to_ll_in(const char *s, size_t len, long long lo, long long hi, long long *out)
+    TDS_MUST_CHECK;
+/* An id (1..LLONG_MAX) by the same rules: the one id parser of tds. */
+bool str_to_id(const char *s, size_t len, long long *out) TDS_MUST_CHECK;
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t str_edit_distance(const char *a, const char *b);
 /* Constant-time comparison of two byte strings (lengths may differ). */

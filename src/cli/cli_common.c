@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tds/cli.h"
 #include "tds/db.h"
@@ -22,6 +23,27 @@ int cli_usage_error(const char *fmt, ...)
     free(safe);
     free(msg);
     return TDS_EXIT_USAGE;
+}
+
+int cli_parse_id(const char *what, const char *name, const char *s, long long *id)
+{
+    if (s == NULL)
+        return cli_usage_error("%s: %s is needed", what, name), -1;
+    if (!str_to_id(s, strlen(s), id))
+        return cli_usage_error("%s: %s: '%s' is not an id (a positive whole number, digits only)",
+                               what, name, s),
+               -1;
+    return 0;
+}
+
+int cli_parse_number(const char *what, const char *name, const char *s, long long lo, long long hi,
+                     long long *v)
+{
+    if (!str_to_ll_in(s, s != NULL ? strlen(s) : 0, lo, hi, v))
+        return cli_usage_error("%s: %s: '%s' is not a number from %lld to %lld", what, name,
+                               s != NULL ? s : "", lo, hi),
+               -1;
+    return 0;
 }
 
 int cli_load_config(const struct cli_globals *g, struct config_loaded *cl)

@@ -39,15 +39,16 @@ enum { O_JSON = 1, O_ALL = 2, O_LIMIT = 4, O_STATUS = 8, O_ENTITY = 16, O_REASON
  * in `allowed`; positional arguments are left in pos[] (at most npos).
  * Returns the number of positionals, or -1 after a usage error.
  */
+const struct option cli_ops_options[] = {
+    {"json", no_argument, NULL, 'j'},       {"all", no_argument, NULL, 'a'},
+    {"limit", required_argument, NULL, 'n'}, {"status", required_argument, NULL, 's'},
+    {"entity", required_argument, NULL, 'e'}, {"reason", required_argument, NULL, 'r'},
+    {"instance", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0},
+};
+
 static int parse(const char *what, int argc, char **argv, unsigned allowed, struct opts *o,
                  char **pos, int npos)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},       {"all", no_argument, NULL, 'a'},
-        {"limit", required_argument, NULL, 'n'}, {"status", required_argument, NULL, 's'},
-        {"entity", required_argument, NULL, 'e'}, {"reason", required_argument, NULL, 'r'},
-        {"instance", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0},
-    };
     static const struct { int ch; unsigned flag; const char *name; } map[] = {
         {'j', O_JSON, "--json"},     {'a', O_ALL, "--all"},       {'n', O_LIMIT, "--limit"},
         {'s', O_STATUS, "--status"}, {'e', O_ENTITY, "--entity"}, {'r', O_REASON, "--reason"},
@@ -59,7 +60,7 @@ static int parse(const char *what, int argc, char **argv, unsigned allowed, stru
     opterr = 0;
     int ch;
     /* GNU permutation: options may follow the positionals (`dlq discard 5 --reason X`). */
-    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":", cli_ops_options, NULL)) != -1) {
         if (ch == '?')
             return cli_usage_error("%s: unknown option '%s'", what, argv[optind - 1]), -1;
         if (ch == ':')
@@ -78,9 +79,8 @@ static int parse(const char *what, int argc, char **argv, unsigned allowed, stru
         case 'a': o->all = true; break;
         case 'n': {
             long long v;
-            if (!str_to_ll(optarg, &v) || v < 1 || v > 100000)
-                return cli_usage_error("%s: --limit: '%s' is not a number from 1 to 100000",
-                                       what, optarg), -1;
+            if (cli_parse_number(what, "--limit", optarg, 1, 100000, &v) < 0)
+                return -1;
             o->limit = (long)v;
             break;
         }
@@ -106,11 +106,7 @@ static int parse(const char *what, int argc, char **argv, unsigned allowed, stru
 /* A positive id from text, or a usage error naming it. */
 static int parse_id(const char *what, const char *s, long long *id)
 {
-    if (s == NULL)
-        return cli_usage_error("%s: an id is needed", what), -1;
-    if (!str_to_ll(s, id) || *id < 1)
-        return cli_usage_error("%s: '%s' is not an id (a positive number)", what, s), -1;
-    return 0;
+    return cli_parse_id(what, "id", s, id);
 }
 
 /* Loads the configuration and connects (schema checked).  NULL: exit 2. */

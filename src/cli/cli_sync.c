@@ -63,20 +63,21 @@ static int parse_items(const char *what, const char *list, cJSON *arr)
     return 0;
 }
 
+const struct option cli_sync_options[] = {
+    {"dry-run", no_argument, NULL, 'd'},
+    {"with-stock-only", no_argument, NULL, 's'},
+    {"all-items", no_argument, NULL, 'a'},
+    {"batch-size", required_argument, NULL, 'b'},
+    {"items", required_argument, NULL, 'i'},
+    {"wait", no_argument, NULL, 'w'},
+    {"json", no_argument, NULL, 'j'},
+    {"full", no_argument, NULL, 'F'},
+    {"incremental", no_argument, NULL, 'I'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_sync(int argc, char **argv, struct req *rq)
 {
-    static const struct option longopts[] = {
-        {"dry-run", no_argument, NULL, 'd'},
-        {"with-stock-only", no_argument, NULL, 's'},
-        {"all-items", no_argument, NULL, 'a'},
-        {"batch-size", required_argument, NULL, 'b'},
-        {"items", required_argument, NULL, 'i'},
-        {"wait", no_argument, NULL, 'w'},
-        {"json", no_argument, NULL, 'j'},
-        {"full", no_argument, NULL, 'F'},
-        {"incremental", no_argument, NULL, 'I'},
-        {NULL, 0, NULL, 0},
-    };
     bool dry = false, stock_only = false, all_items = false, full = false, incr = false;
     const char *items = NULL;
     long long batch = 0;
@@ -84,7 +85,7 @@ static int parse_sync(int argc, char **argv, struct req *rq)
     optind = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":", cli_sync_options, NULL)) != -1) {
         switch (ch) {
         case 'd': dry = true; break;
         case 's': stock_only = true; break;
@@ -95,9 +96,8 @@ static int parse_sync(int argc, char **argv, struct req *rq)
         case 'I': incr = true; break;
         case 'i': items = optarg; break;
         case 'b':
-            if (!str_to_ll(optarg, &batch) || batch < 1 || batch > 100000)
-                return cli_usage_error("sync: --batch-size: '%s' is not a number from 1 to 100000",
-                                       optarg);
+            if (cli_parse_number("sync", "--batch-size", optarg, 1, 100000, &batch) < 0)
+                return TDS_EXIT_USAGE;
             batch_set = true;
             break;
         case ':':
@@ -176,17 +176,18 @@ static int parse_sync(int argc, char **argv, struct req *rq)
     return 0;
 }
 
+const struct option cli_reconcile_options[] = {
+    {"wait", no_argument, NULL, 'w'},
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_reconcile(int argc, char **argv, struct req *rq)
 {
-    static const struct option longopts[] = {
-        {"wait", no_argument, NULL, 'w'},
-        {"json", no_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
-    };
     optind = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":", cli_reconcile_options, NULL)) != -1) {
         switch (ch) {
         case 'w': rq->wait = true; break;
         case 'j': rq->json = true; break;

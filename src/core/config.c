@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 #include <yaml.h>
 
 #include "tds/cron.h"
@@ -31,6 +32,13 @@
 #define CONFIG_MAX_BYTES (1024 * 1024) /* a config file is small */
 #define SECRET_MAX_BYTES (64 * 1024)
 #define QUOTE_MAX 60 /* longest value quoted in a message */
+/* Deepest nesting of mappings and lists a file may have (tds.yaml(5)); a
+ * configuration needs three.  libyaml's loader is quadratic in the depth:
+ * 100,000 levels of "[" took 40 s before this limit. */
+#define CONFIG_MAX_DEPTH 64
+/* Problems reported at most; the rest are counted (a file of 100,000 bad
+ * keys gets a readable answer, fast). */
+#define CONFIG_MAX_PROBLEMS 100
 
 /* One problem, kept with its place so the final list can be ordered. */
 struct problem {
@@ -51,6 +59,7 @@ struct loader {
     int *cols; /* column of each key's value in the file */
     struct problem *probs;
     size_t nprobs;
+    size_t dropped; /* beyond CONFIG_MAX_PROBLEMS */
 };
 
 union cvalue {
@@ -121,6 +130,10 @@ static void add_problem(struct loader *L, int rank, int line, int col, const cha
 /* Records a problem; rank 1 gets "FILE:LINE:COL: ", rank 0 "FILE: ". */
 static void add_problem(struct loader *L, int rank, int line, int col, const char *fmt, ...)
 {
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) {
+        L->dropped++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *body = xvasprintf(fmt, ap);
@@ -145,6 +158,10 @@ static void add_at_mark(struct loader *L, yaml_mark_t m, const char *fmt, ...) T
 
 static void add_at_mark(struct loader *L, yaml_mark_t m, const char *fmt, ...)
 {
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) {
+        L->dropped++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *body = xvasprintf(fmt, ap);
@@ -606,7 +623,50 @@ static bool scalar_is_null(const yaml_node_t *n)
            strcmp(s, "NULL") == 0;
 }
 
-/* "a mapping", "a list" or the quoted scalar; caller frees. */
+/* Whether text names something secret (a key of it, or its value). */
+static bool secret_like(const char *s)
+{
+    static const char *const words[] = {"secret", "token",      "password", "passwd",
+                                        "dsn",    "credential", "postgres"};
+    char *low = xstrdup(s);
+    for (char *p = low; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    bool yes = false;
+    for (size_t i = 0; i < TDS_ARRAY_LEN(words) && !yes; i++)
+        yes = strstr(low, words[i]) != NULL;
+    free(low);
+    return yes;
+}
+
+/* Length of the name that starts s when s reads as "name:value" or
+ * "name=value" (a key and its value without the blank between), else 0. */
+static size_t glued_key(const char *s)
+{
+    size_t n = 0;
+    while (isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '-' || s[n] == '.')
+        n++;
+    return n > 0 && (s[n] == ':' || s[n] == '=') && s[n + 1] != '\0' ? n : 0;
+}
+
+/*
+ * A scalar that stands where a mapping was expected, for a message: quoted
+ * unless it may hold a secret.  `client_secret:VALUE` (no blank after the
+ * colon) shows as "client_secret:..." with a hint, and any other text that
+ * names a secret is not shown at all.  Caller frees.
+ */
+static char *describe_scalar(const char *s)
+{
+    size_t k = glued_key(s);
+    if (k > 0)
+        return xasprintf("\"%.*s%c...\" (a key and its value need a blank after the '%c'; "
+                         "the rest is not shown)",
+                         (int)(k < QUOTE_MAX ? k : QUOTE_MAX), s, s[k], s[k]);
+    if (secret_like(s))
+        return xstrdup("a value that is not shown (it may hold a secret)");
+    return quote(s);
+}
+
+/* "a mapping", "a list" or the scalar (describe_scalar); caller frees. */
 static char *describe_node(const yaml_node_t *n)
 {
     if (n->type == YAML_MAPPING_NODE)
@@ -615,7 +675,26 @@ static char *describe_node(const yaml_node_t *n)
         return xstrdup("a list");
     if (scalar_is_null(n))
         return xstrdup("an empty value");
-    return quote((const char *)n->data.scalar.value);
+    return describe_scalar((const char *)n->data.scalar.value);
+}
+
+/* A key's name for a message: quoted, but only up to a ':', '=' or blank
+ * glued into it (`client_secret:VALUE` as one key shows "client_secret:...").
+ * Sets *cut to the length kept.  Caller frees. */
+static char *quote_key(const char *name, size_t *cut)
+{
+    size_t n = strcspn(name, ":= \t");
+    *cut = n;
+    if (name[n] == '\0')
+        return quote(name);
+    char *head = xstrndup(name, n);
+    struct strbuf sb = {0};
+    quote_into(&sb, head, QUOTE_MAX);
+    free(head);
+    sb.buf[sb.len - 1] = '\0'; /* reopen the quotes */
+    sb.len--;
+    strbuf_printf(&sb, "%c...\"", name[n] == '\t' ? ' ' : name[n]);
+    return strbuf_detach(&sb);
 }
 
 static const char *type_expectation(const struct config_key *k)
@@ -726,14 +805,26 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
 static void unknown_key(struct loader *L, const yaml_node_t *kn, const char *prefix,
                         const char *name)
 {
-    char *q = quote(name);
-    char *s = suggest(L, prefix, name);
+    if (L->nprobs >= CONFIG_MAX_PROBLEMS) { /* not worth a suggestion */
+        L->dropped++;
+        return;
+    }
+    size_t cut;
+    char *q = quote_key(name, &cut);
+    char *head = xstrndup(name, cut);
+    char *s = cut > 0 ? suggest(L, prefix, head) : NULL;
+    free(head);
     struct strbuf sb = {0};
     if (*prefix == '\0')
         strbuf_printf(&sb, "unknown section %s", q);
     else
         strbuf_printf(&sb, "unknown key %s in %s", q, prefix);
-    if (s != NULL) {
+    if (name[cut] == ':' || name[cut] == '=') {
+        strbuf_printf(&sb,
+                      " (a key and its value need a blank after the '%c'; the rest is not "
+                      "shown)",
+                      name[cut]);
+    } else if (s != NULL) {
         strbuf_printf(&sb, " (did you mean %s?)", s);
     } else if (*prefix == '\0') {
         const char *names[32];
@@ -791,11 +882,53 @@ static void walk_pair(struct loader *L, yaml_document_t *doc, const yaml_node_t 
     free(full);
 }
 
+struct key_ref {
+    const char *name;
+    size_t at;
+    const yaml_node_t *node;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : x->at < y->at ? -1 : x->at > y->at;
+}
+
+/*
+ * For each of the n pairs, the key node of an earlier pair with the same
+ * name, or NULL: sorted, so a mapping of any width costs n log n (checking
+ * each key against all before it took minutes for 100,000 keys).  Caller
+ * frees.
+ */
+static const yaml_node_t **first_of_each_key(yaml_document_t *doc, yaml_node_pair_t *pairs,
+                                             size_t n)
+{
+    const yaml_node_t **firsts = xcalloc(n + 1, sizeof *firsts);
+    struct key_ref *refs = xcalloc(n + 1, sizeof *refs);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, pairs[i].key);
+        if (kn != NULL && kn->type == YAML_SCALAR_NODE)
+            refs[m++] = (struct key_ref){(const char *)kn->data.scalar.value, i, kn};
+    }
+    qsort(refs, m, sizeof *refs, key_ref_cmp);
+    for (size_t i = 1, g = 0; i < m; i++) {
+        if (strcmp(refs[i].name, refs[g].name) != 0)
+            g = i; /* a new name: refs[g] is its first place */
+        else
+            firsts[refs[i].at] = refs[g].node;
+    }
+    free(refs);
+    return firsts;
+}
+
 static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *map,
                          const char *prefix)
 {
     yaml_node_pair_t *start = map->data.mapping.pairs.start;
     yaml_node_pair_t *top = map->data.mapping.pairs.top;
+    const yaml_node_t **firsts = first_of_each_key(doc, start, (size_t)(top - start));
     for (yaml_node_pair_t *pair = start; pair < top; pair++) {
         yaml_node_t *kn = yaml_document_get_node(doc, pair->key);
         yaml_node_t *vn = yaml_document_get_node(doc, pair->value);
@@ -808,15 +941,10 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
             continue;
         }
         const char *name = (const char *)kn->data.scalar.value;
-        const yaml_node_t *first = NULL;
-        for (yaml_node_pair_t *prev = start; prev < pair && first == NULL; prev++) {
-            yaml_node_t *pk = yaml_document_get_node(doc, prev->key);
-            if (pk != NULL && pk->type == YAML_SCALAR_NODE &&
-                strcmp((const char *)pk->data.scalar.value, name) == 0)
-                first = pk;
-        }
+        const yaml_node_t *first = firsts[pair - start];
         if (first != NULL) {
-            char *q = quote(name);
+            size_t cut;
+            char *q = quote_key(name, &cut);
             if (*prefix == '\0')
                 add_at_mark(L, kn->start_mark, "duplicate section %s (first at line %zu)", q,
                             first->start_mark.line + 1);
@@ -828,6 +956,7 @@ static void walk_mapping(struct loader *L, yaml_document_t *doc, yaml_node_t *ma
         }
         walk_pair(L, doc, kn, vn, prefix, name);
     }
+    free(firsts);
 }
 
 static void load_document(struct loader *L, yaml_document_t *doc)
@@ -847,6 +976,53 @@ static void load_document(struct loader *L, yaml_document_t *doc)
     walk_mapping(L, doc, root, "");
 }
 
+/*
+ * A pass over the parser's events before the document is built: refuses a
+ * file nested deeper than CONFIG_MAX_DEPTH at the collection that goes too
+ * deep, after reading only up to it.  Returns false after reporting; a
+ * syntax error is left to the loader, which meets it at the same place.
+ */
+static bool depth_ok(struct loader *L)
+{
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        fprintf(stderr, "tds: out of memory\n");
+        abort();
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)L->buf, L->len);
+    int depth = 0;
+    bool ok = true, done = false;
+    while (ok && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev))
+            break;
+        switch (ev.type) {
+        case YAML_MAPPING_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+            if (++depth > CONFIG_MAX_DEPTH) {
+                add_at_mark(L, ev.start_mark,
+                            "nested deeper than %d levels of mappings and lists "
+                            "(a configuration needs 3)",
+                            CONFIG_MAX_DEPTH);
+                ok = false;
+            }
+            break;
+        case YAML_MAPPING_END_EVENT:
+        case YAML_SEQUENCE_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return ok;
+}
+
 static void load_file(struct loader *L)
 {
     size_t len = 0;
@@ -860,6 +1036,12 @@ static void load_file(struct loader *L)
     }
     L->buf = buf;
     L->len = len;
+    if (!depth_ok(L)) {
+        free(buf);
+        L->buf = NULL;
+        L->len = 0;
+        return;
+    }
 
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -958,6 +1140,13 @@ static char *resolve_path(const struct loader *L, const char *p)
 static char *read_secret_file(const char *path, char **why)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)) {
+        /* No such file: perhaps the secret itself was written here. */
+        *why = xasprintf("cannot read the file it names: %s (the name is not shown: it may "
+                         "be the secret itself)",
+                         strerror(errno));
+        return NULL;
+    }
     if (fd < 0) {
         *why = xasprintf("cannot read %s: %s", path, strerror(errno));
         return NULL;
@@ -1064,6 +1253,16 @@ static void add_about(struct loader *L, const char *at, const char *other, const
 static void cross_checks(struct loader *L)
 {
     const struct tds_config *c = &L->cl->cfg;
+    char *dsn_problem = config_dsn_problem(c->database.dsn);
+    if (dsn_problem != NULL) {
+        ssize_t di = schema_index(L, "database.dsn");
+        bool env = di >= 0 && L->cl->sources[di] == CONFIG_SRC_ENV;
+        char *m = xasprintf("%s: %s", env ? "environment: TDS_DATABASE_URL" : "database.dsn",
+                            dsn_problem);
+        add_about(L, "database.dsn", "database.dsn", m);
+        free(m);
+        free(dsn_problem);
+    }
     if (c->engine.retry.backoff_max_seconds < c->engine.retry.backoff_seconds) {
         char *m = xasprintf("engine.retry.backoff_max_seconds: %d is less than "
                             "engine.retry.backoff_seconds (%d)",
@@ -1143,6 +1342,11 @@ int config_load(const char *path, struct config_loaded *out, struct config_error
         errs->msg = xreallocarray(errs->msg, errs->n + L.nprobs, sizeof *errs->msg);
     for (size_t i = 0; i < L.nprobs; i++)
         errs->msg[errs->n++] = L.probs[i].msg;
+    if (L.dropped > 0) {
+        errs->msg = xreallocarray(errs->msg, errs->n + 1, sizeof *errs->msg);
+        errs->msg[errs->n++] = xasprintf("%s: %zu more problem%s not shown", path ? path : "",
+                                         L.dropped, L.dropped == 1 ? "" : "s");
+    }
     int rc = L.nprobs > 0 ? -1 : 0;
     free(L.probs);
     free(L.cols);
@@ -1183,68 +1387,285 @@ void config_errors_free(struct config_errors *errs)
 }
 
 /*
- * Finds the password in a libpq URI (user:PASSWORD@) or conninfo or URI
- * parameter (password=PASSWORD).  Returns true with its span after `from`.
+ * ---- passwords in database.dsn ----
+ *
+ * A password may sit in a libpq URI (user:PASSWORD@, ?password=...) or in a
+ * conninfo string (password=..., quoted or with backslash escapes), spelt
+ * with '&', '?', '@', '/', quotes or %-escapes, under any keyword containing
+ * "password" in any case (sslpassword too, and pass%77ord in a URI).  The
+ * spans are found generously: where libpq would read a value differently
+ * from what its author meant (a '/' in a URI password, "double quotes" in
+ * conninfo), the span covers what was meant, so that neither check-config
+ * nor a message shows any of it.
  */
-static bool dsn_password(const char *dsn, size_t from, size_t *start, size_t *len)
+struct dsn_span {
+    size_t start, len;
+    bool uri; /* %-encoded; else a conninfo value (quotes, backslashes) */
+};
+
+#define DSN_MAX_SPANS 16
+
+/* s[0..n) with %XX decoded, lower-cased when asked; caller frees. */
+static char *pct_decode(const char *s, size_t n, bool lower)
 {
-    if (from == 0 &&
-        (str_starts_with(dsn, "postgresql://") || str_starts_with(dsn, "postgres://"))) {
-        const char *auth = strstr(dsn, "://") + 3;
-        size_t alen = strcspn(auth, "/?");
-        const char *at = memchr(auth, '@', alen);
-        const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon != NULL && colon + 1 < at) {
-            *start = (size_t)(colon + 1 - dsn);
-            *len = (size_t)(at - colon - 1);
-            return true;
+    struct strbuf sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
         }
+        strbuf_putc(&sb, lower ? (char)tolower((unsigned char)c) : c);
     }
-    for (const char *p = strstr(dsn + from, "password"); p != NULL; p = strstr(p + 1, "password")) {
-        const char *q = p + 8;
-        while (*q == ' ' || *q == '\t')
-            q++;
-        if (*q != '=')
-            continue;
-        q++;
-        while (*q == ' ' || *q == '\t')
-            q++;
-        const char *e = q;
-        if (*q == '\'') {
-            for (e = q + 1; *e != '\0' && *e != '\''; e++)
-                if (*e == '\\' && e[1] != '\0')
-                    e++;
-            if (*e == '\'')
-                e++;
-        } else {
-            while (*e != '\0' && *e != ' ' && *e != '\t' && *e != '&')
-                e++;
+    return strbuf_detach(&sb);
+}
+
+/* Whether a keyword (n bytes, %-encoded when uri) names a password. */
+static bool password_keyword(const char *kw, size_t n, bool uri)
+{
+    char *k = uri ? pct_decode(kw, n, true) : xstrndup(kw, n);
+    for (char *p = k; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    bool yes = strstr(k, "password") != NULL;
+    free(k);
+    return yes;
+}
+
+/* "scheme://": libpq knows postgresql:// and postgres://; any other spelling
+ * of a URI is still treated as one here, so its password is still hidden. */
+static const char *uri_authority(const char *dsn)
+{
+    const char *sep = strstr(dsn, "://");
+    if (sep == NULL || sep == dsn)
+        return NULL;
+    for (const char *p = dsn; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+            return NULL;
+    return sep + 3;
+}
+
+static size_t uri_spans(const char *dsn, const char *auth, struct dsn_span *sp)
+{
+    size_t n = 0;
+    const char *host = auth;
+    const char *first_at = strchr(auth, '@');
+    if (first_at != NULL) {
+        /* The user part ends at the last '@' before the path: a password
+         * may hold '@', '?', '&' or '/' (libpq stops at '/', and fails). */
+        const char *slash = strchr(first_at, '/');
+        const char *end = first_at;
+        for (const char *p = first_at; p != NULL && (slash == NULL || p < slash);
+             p = strchr(p + 1, '@'))
+            end = p;
+        const char *colon = memchr(auth, ':', (size_t)(end - auth));
+        if (colon != NULL && colon + 1 < end)
+            sp[n++] = (struct dsn_span){(size_t)(colon + 1 - dsn), (size_t)(end - colon - 1), true};
+        host = end + 1;
+    }
+    const char *p = strchr(host, '?');
+    while (p != NULL && n < DSN_MAX_SPANS) {
+        p++;
+        size_t plen = strcspn(p, "&");
+        const char *eq = memchr(p, '=', plen);
+        if (eq != NULL && password_keyword(p, (size_t)(eq - p), true) && eq + 1 < p + plen)
+            sp[n++] = (struct dsn_span){(size_t)(eq + 1 - dsn), (size_t)(p + plen - eq - 1), true};
+        p = p[plen] == '&' ? p + plen : NULL;
+    }
+    return n;
+}
+
+static size_t kv_spans(const char *dsn, struct dsn_span *sp)
+{
+    size_t n = 0;
+    const char *p = dsn;
+    while (n < DSN_MAX_SPANS) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        const char *kw = p;
+        while (*p != '\0' && *p != '=' && !isspace((unsigned char)*p))
+            p++;
+        size_t kwlen = (size_t)(p - kw);
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '=')
+            continue; /* a word without '=' (libpq refuses it) */
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        const char *v = p;
+        if (*p == '\'') {
+            for (p++; *p != '\0' && *p != '\''; p++)
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+            if (*p == '\'')
+                p++;
+        } else if (*p == '"') {
+            /* Not libpq's quoting, but meant as quotes: up to the closing one. */
+            const char *close = strchr(p + 1, '"');
+            p = close != NULL ? close + 1 : p + strlen(p);
         }
-        if (e == q)
-            continue;
-        *start = (size_t)(q - dsn);
-        *len = (size_t)(e - q);
-        return true;
+        for (; *p != '\0' && !isspace((unsigned char)*p); p++)
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+        if (p > v && password_keyword(kw, kwlen, false))
+            sp[n++] = (struct dsn_span){(size_t)(v - dsn), (size_t)(p - v), false};
     }
-    return false;
+    return n;
+}
+
+/* The password spans of dsn, left to right; returns how many. */
+static size_t dsn_spans(const char *dsn, struct dsn_span *sp)
+{
+    const char *auth = uri_authority(dsn);
+    return auth != NULL ? uri_spans(dsn, auth, sp) : kv_spans(dsn, sp);
+}
+
+/*
+ * A libpq message about a connection string it could not parse quotes
+ * pieces of that string ("missing "=" after "...""), and where the string
+ * is malformed the pieces may be parts of a password: each quoted piece
+ * that is not a connection keyword (or "=") becomes "<hidden>".  Caller
+ * frees.
+ */
+char *config_dsn_hide_fragments(const char *m)
+{
+    PQconninfoOption *defs = PQconndefaults();
+    struct strbuf sb = {0};
+    const char *p = m;
+    for (const char *q; (q = strchr(p, '"')) != NULL;) {
+        const char *e = strchr(q + 1, '"');
+        if (e == NULL)
+            break;
+        /* The piece may itself end in a quote: take the last of a run. */
+        while (e[1] == '"')
+            e++;
+        size_t n = (size_t)(e - q - 1);
+        bool keep = n == 1 && q[1] == '=';
+        for (PQconninfoOption *o = defs; o != NULL && o->keyword != NULL && !keep; o++)
+            keep = strlen(o->keyword) == n && strncmp(o->keyword, q + 1, n) == 0;
+        strbuf_append(&sb, p, (size_t)(q - p));
+        if (keep)
+            strbuf_append(&sb, q, n + 2);
+        else
+            strbuf_puts(&sb, "\"<hidden>\"");
+        p = e + 1;
+    }
+    strbuf_puts(&sb, p);
+    PQconninfoFree(defs);
+    return strbuf_detach(&sb);
+}
+
+/* Whether libpq reads dsn as a connection string (a URI or keyword=value);
+ * anything else is a database name. */
+static bool dsn_is_conninfo(const char *dsn)
+{
+    return str_starts_with(dsn, "postgresql://") || str_starts_with(dsn, "postgres://") ||
+           strchr(dsn, '=') != NULL;
+}
+
+char *config_dsn_problem(const char *dsn)
+{
+    if (str_empty(dsn) || !dsn_is_conninfo(dsn))
+        return NULL;
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    if (opts != NULL) {
+        PQconninfoFree(opts);
+        return NULL;
+    }
+    char *line =
+        xstrndup(err != NULL ? err : "cannot be parsed", strcspn(err != NULL ? err : "", "\n"));
+    PQfreemem(err);
+    char *hidden = config_dsn_hide_fragments(line);
+    free(line);
+    char *msg = xasprintf("not a valid connection string: %s (the string is not shown: it may "
+                          "hold a password)",
+                          hidden);
+    free(hidden);
+    return msg;
 }
 
 /* The DSN with every password replaced by <redacted>; caller frees. */
 static char *dsn_redact(const char *dsn)
 {
+    struct dsn_span sp[DSN_MAX_SPANS];
+    size_t n = dsn_spans(dsn, sp), at = 0;
     struct strbuf sb = {0};
-    size_t at = 0, s, l;
-    while (dsn_password(dsn, at, &s, &l)) {
-        strbuf_append(&sb, dsn + at, s - at);
+    for (size_t i = 0; i < n; i++) {
+        strbuf_append(&sb, dsn + at, sp[i].start - at);
         strbuf_puts(&sb, "<redacted>");
-        at = s + l;
+        at = sp[i].start + sp[i].len;
     }
     strbuf_puts(&sb, dsn + at);
     return strbuf_detach(&sb);
 }
 
-/* Registers every secret value, and a password inside database.dsn, with
- * the logger.  Can't fail. */
+/* A conninfo value without its quotes and backslash escapes; caller frees. */
+static char *kv_unquote(const char *s, size_t n)
+{
+    struct strbuf sb = {0};
+    size_t i = 0;
+    if (n >= 2 && (s[0] == '\'' || s[0] == '"') && s[n - 1] == s[0]) {
+        i = 1;
+        n--;
+    }
+    for (; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n)
+            i++;
+        strbuf_putc(&sb, s[i]);
+    }
+    return strbuf_detach(&sb);
+}
+
+/* Registers s and each of its pieces between separators (the logger keeps
+ * those of 4 bytes or more), whole first so it is redacted whole. */
+static void register_with_pieces(const char *s)
+{
+    log_register_secret(s);
+    const char *sep = " \t/?&@:#'\"\\=";
+    for (const char *p = s; *p != '\0';) {
+        size_t len = strcspn(p, sep);
+        if (len > 0 && p[len] != '\0') {
+            char *piece = xstrndup(p, len);
+            log_register_secret(piece);
+            free(piece);
+        } else if (len > 0 && p != s) {
+            log_register_secret(p);
+        }
+        p += len;
+        p += strspn(p, sep);
+    }
+}
+
+/* Registers every password of the dsn, as written, decoded and as libpq
+ * reads it, with the logger. */
+static void register_dsn_passwords(const char *dsn)
+{
+    struct dsn_span sp[DSN_MAX_SPANS];
+    size_t n = dsn_spans(dsn, sp);
+    for (size_t i = 0; i < n; i++) {
+        char *raw = xstrndup(dsn + sp[i].start, sp[i].len);
+        char *dec = sp[i].uri ? pct_decode(raw, sp[i].len, false) : kv_unquote(raw, sp[i].len);
+        register_with_pieces(raw);
+        register_with_pieces(dec);
+        free(dec);
+        free(raw);
+    }
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    PQfreemem(err);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (o->val != NULL && password_keyword(o->keyword, strlen(o->keyword), false))
+            register_with_pieces(o->val);
+    PQconninfoFree(opts);
+}
+
+/* Registers every secret value, and every password inside database.dsn,
+ * with the logger.  Can't fail. */
 void config_register_secrets(const struct tds_config *cfg)
 {
     size_t n;
@@ -1256,14 +1677,8 @@ void config_register_secrets(const struct tds_config *cfg)
         if (!str_empty(v))
             log_register_secret(v);
     }
-    const char *dsn = cfg->database.dsn;
-    size_t at = 0, s, l;
-    while (dsn != NULL && dsn_password(dsn, at, &s, &l)) {
-        char *pw = xstrndup(dsn + s, l);
-        log_register_secret(pw);
-        free(pw);
-        at = s + l;
-    }
+    if (!str_empty(cfg->database.dsn))
+        register_dsn_passwords(cfg->database.dsn);
 }
 
 /* The value of key k as config_print shows it; caller frees. */

@@ -4,6 +4,7 @@
 #include "tds/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +216,30 @@ bool str_to_ll(const char *s, long long *out)
         return false;
     *out = v;
     return true;
+}
+
+bool str_to_ll_in(const char *s, size_t len, long long lo, long long hi, long long *out)
+{
+    if (s == NULL || len == 0 || memchr(s, '\0', len) != NULL || s[len] != '\0')
+        return false;
+    size_t i = s[0] == '-' && lo < 0 ? 1 : 0;
+    if (i == len)
+        return false;
+    for (size_t j = i; j < len; j++)
+        if (s[j] < '0' || s[j] > '9')
+            return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end != s + len || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool str_to_id(const char *s, size_t len, long long *out)
+{
+    return str_to_ll_in(s, len, 1, LLONG_MAX, out);
 }
 
 size_t str_edit_distance(const char *a, const char *b)

@@ -70,13 +70,23 @@ PGconn *db_connect(const struct tds_config *cfg, char **err)
     if (PQstatus(c) != CONNECTION_OK) {
         char *line = db_error_line(c);
         /* A malformed dsn fails before a host is known. */
-        if (PQhost(c) == NULL || strstr(line, "connection info") || strstr(line, "URI"))
-            *err = xasprintf("database.dsn: %s", line);
-        else {
+        char *problem = config_dsn_problem(cfg->database.dsn);
+        char *msg;
+        if (problem != NULL) {
+            msg = xasprintf("database.dsn: %s", problem);
+        } else if (PQhost(c) == NULL || strstr(line, "connection info") || strstr(line, "URI")) {
+            char *hidden = config_dsn_hide_fragments(line);
+            msg = xasprintf("database.dsn: %s", hidden);
+            free(hidden);
+        } else {
+            /* The host and port too: a mangled URI can put a password there. */
             char *srv = server_name(c);
-            *err = xasprintf("database: cannot connect to %s: %s", srv, line);
+            msg = xasprintf("database: cannot connect to %s: %s", srv, line);
             free(srv);
         }
+        *err = log_redact(msg);
+        free(msg);
+        free(problem);
         free(line);
         PQfinish(c);
         return NULL;

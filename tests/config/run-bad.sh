@@ -91,6 +91,82 @@ done
 # A configuration file that does not exist.
 check_bad missing-file missing-file.yaml
 
+# Hostile shapes are refused fast (issue 18, point 9): 100,000 nested
+# lists, refused at the 65th with FILE:LINE:COL (libyaml's loader alone took
+# 40 s on it), and mappings of 80,000 unknown or duplicate keys (checking
+# each key against all before it took a minute): each within a second, with
+# at most 100 messages and a count of the rest.
+fast() { # fast NAME FIRST-LINE LAST-LINE (the file is $tmp/NAME.yaml)
+    local name=$1 first=$2 last=$3
+    local t0 t1 ms
+    t0=$(date +%s%N)
+    (cd "$tmp" && env "${unset_args[@]}" timeout 60 "$tds" --config "$name.yaml" check-config \
+        >"$tmp/out" 2>"$tmp/err")
+    rc=$?
+    t1=$(date +%s%N)
+    ms=$(((t1 - t0) / 1000000))
+    checked=$((checked + 1))
+    if [ "$rc" -ne 2 ]; then
+        echo "FAIL $name: exit status $rc after ${ms} ms, expected 2"
+        fails=$((fails + 1))
+    elif [ "$(head -n 1 "$tmp/err")" != "$first" ] || [ "$(tail -n 1 "$tmp/err")" != "$last" ]; then
+        echo "FAIL $name: stderr is: $(head -c 300 "$tmp/err") ... $(tail -n 1 "$tmp/err")"
+        fails=$((fails + 1))
+    elif [ "$(wc -l <"$tmp/err")" -gt 101 ]; then
+        echo "FAIL $name: $(wc -l <"$tmp/err") lines of messages (at most 101)"
+        fails=$((fails + 1))
+    elif [ "$ms" -ge 1000 ]; then
+        echo "FAIL $name: refused, but after ${ms} ms (limit 1000)"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit 2 in ${ms} ms: $first"
+    fi
+}
+gen() { # gen NAME PYTHON-EXPRESSION: writes $tmp/NAME.yaml
+    python3 -c "import sys; sys.stdout.write($2)" >"$tmp/$1.yaml"
+}
+too_deep="nested deeper than 64 levels of mappings and lists (a configuration needs 3)"
+gen deep-lists "'[' * 100000 + ']' * 100000 + '\\n'"
+fast deep-lists "deep-lists.yaml:1:65: $too_deep" "deep-lists.yaml:1:65: $too_deep"
+gen deep-mappings "'{a: ' * 100000 + '}' * 100000 + '\\n'"
+fast deep-mappings "deep-mappings.yaml:1:257: $too_deep" "deep-mappings.yaml:1:257: $too_deep"
+gen deep-block-lists "'- ' * 100000 + 'x\\n'"
+fast deep-block-lists "deep-block-lists.yaml:1:129: $too_deep" "deep-block-lists.yaml:1:129: $too_deep"
+gen wide-unknown "'engine:\\n' + ''.join('  k%d: 1\\n' % i for i in range(80000))"
+fast wide-unknown 'wide-unknown.yaml:2:3: unknown key "k0" in engine' \
+    "wide-unknown.yaml: 79900 more problems not shown"
+gen wide-duplicate "'engine:\\n' + '  workers: 1\\n' * 80000"
+fast wide-duplicate 'wide-duplicate.yaml:3:3: duplicate key "workers" in engine (first at line 2)' \
+    "wide-duplicate.yaml: 79899 more problems not shown"
+
+# Connection errors and the daemon's log never show a DSN password either,
+# however it is spelt: a '/' in a URI password makes libpq read part of it
+# as the port; a glued `client_secret:VALUE` is refused at the daemon's start.
+leak_free() { # leak_free NAME WANT-RC GREP-PATTERN CMD...
+    local name=$1 want=$2 pat=$3; shift 3
+    (cd "$here/bad" && env "${unset_args[@]}" "$@" >"$tmp/out" 2>"$tmp/err")
+    rc=$?
+    checked=$((checked + 1))
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL $name: exit status $rc, expected $want: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    elif ! grep -qE -- "$pat" "$tmp/err"; then
+        echo "FAIL $name: stderr lacks /$pat/: $(head -c 300 "$tmp/err")"
+        fails=$((fails + 1))
+    else
+        echo "ok   $name: exit $rc: $(head -n 1 "$tmp/err")"
+    fi
+    no_secret "$name"
+}
+leak_free migrate-uri-slash 2 "cannot connect to u:<redacted>" \
+    TDS_DATABASE_URL="postgresql://u:TOPSECRET-c1/TOPSECRET-c2@127.0.0.1:1/x" "$tds" migrate
+leak_free migrate-kv-malformed 2 "TDS_DATABASE_URL: not a valid connection string: .*<hidden>" \
+    TDS_DATABASE_URL="host=127.0.0.1 port=1 password=TOPSECRET-c3 TOPSECRET-c4" "$tds" migrate
+leak_free daemon-uri-slash 124 "retrying" \
+    TDS_DATABASE_URL="postgresql://u:TOPSECRET-c5/TOPSECRET-c6@127.0.0.1:1/x" TDS_LOG_LEVEL=info \
+    timeout 2 "$tds" --daemon
+leak_free daemon-glued-secret 2 "client_secret:\.\.\." "$tds" --daemon -c secret-glued.yaml
+
 check_good() {
     local dir=$1 config=$2 name=$3
     run "$dir" "$config" "$name"

@@ -2,7 +2,8 @@
 # cli-ops.sh TDS: the scripting CLI end to end against the private cluster:
 # status exit codes (0/3/4), listings as table, TSV and parsed JSON, DLQ
 # retry/discard, alert ack, pause/resume, audit rows, and bad input (unknown
-# flag, bad id, missing id, --json with an action, conflicting flags).
+# flag, bad id, missing id, --json with an action, conflicting flags), and
+# strict parsing: option values are never global options, ids are strict.
 set -u
 tds=$1
 [ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
@@ -19,6 +20,18 @@ expect() { # name want-status cmd...
     local name=$1 want=$2; shift 2
     out=$("$@" 2>&1); st=$?
     if [ "$st" = "$want" ]; then ok "$name (exit $st)"; else bad "$name: exit $st, want $want: $out"; fi
+}
+# expect_msg NAME STATUS PATTERN CMD...: exit STATUS and PATTERN (grep -E) in stdout+stderr.
+expect_msg() {
+    local name=$1 want=$2 pat=$3; shift 3
+    out=$("$@" 2>&1); st=$?
+    if [ "$st" != "$want" ]; then
+        bad "$name: exit $st, want $want: $out"
+    elif [ -n "$pat" ] && ! printf '%s' "$out" | grep -qE -- "$pat"; then
+        bad "$name: output lacks /$pat/: $out"
+    else
+        ok "$name (exit $st)"
+    fi
 }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
@@ -113,6 +126,64 @@ n=$(sql "SELECT count(*) FROM tds.audit WHERE action IN ('dlq.retry', 'dlq.retry
 expect "unknown flag" 2 "$tds" runs --frobnicate
 expect "flag missing its value" 2 "$tds" runs --limit
 expect "global --config after the subcommand" 0 "$tds" runs --config /dev/null
+
+# Strict parsing (issue 18, point 10).  An option's value is the
+# subcommand's whatever it looks like (`--reason -c` records "-c", it is not
+# the global -c), and every id goes through the one strict parser: "", " 9",
+# "+9", "9x", "-1", "0", an overflow or an escape sequence are refused with
+# exit 2 and a message that names the argument and shows the value sanitized.
+sql "INSERT INTO tds.dead_letter (entity_type, zoho_id, operation, payload, failure_reason, attempts)
+     VALUES ('items', '4001', 'upsert', '{}', 'HTTP 500', 5),
+            ('items', '4002', 'upsert', '{}', 'HTTP 500', 5),
+            ('items', '4003', 'upsert', '{}', 'bad -c flag', 5)"
+d1=$(sql "SELECT id FROM tds.dead_letter WHERE zoho_id = '4001'")
+d2=$(sql "SELECT id FROM tds.dead_letter WHERE zoho_id = '4002'")
+
+# ---- an option's value is never a global option ----
+expect_msg "dlq discard ID --reason -c" 0 "discarded" "$tds" dlq discard "$d1" --reason -c
+[ "$(sql "SELECT resolution_note FROM tds.dead_letter WHERE id = $d1")" = "-c" ] &&
+    ok "the reason recorded is \"-c\"" || bad "reason recorded: $(sql "SELECT resolution_note FROM tds.dead_letter WHERE id = $d1")"
+expect_msg "dlq discard --reason --config ID" 0 "discarded" "$tds" dlq discard --reason --config "$d2"
+[ "$(sql "SELECT resolution_note FROM tds.dead_letter WHERE id = $d2")" = "--config" ] &&
+    ok "the reason recorded is \"--config\"" || bad "reason recorded: $(sql "SELECT resolution_note FROM tds.dead_letter WHERE id = $d2")"
+expect_msg "dlq retry --all --reason -c (a filter)" 0 "requeued 1 dead-letter item$" \
+    "$tds" dlq retry --all --reason -c
+[ "$(sql "SELECT resolution FROM tds.dead_letter WHERE zoho_id = '4003'")" = retried ] &&
+    ok "retry --all --reason -c matched the reason containing -c" || bad "retry --all --reason -c"
+expect_msg "dlq list --reason=-c form" 0 "" "$tds" dlq list --reason=-c --all
+expect_msg "an abbreviated option keeps its value (--rea -c)" 0 "" "$tds" dlq list --rea -c --all
+expect_msg "runs --status -c is a bad status, not -c" 2 "runs: --status: unknown status '-c'" \
+    "$tds" runs --status -c
+expect_msg "queue --entity --instance is a bad entity" 2 "queue: --entity: unknown entity '--instance'" \
+    "$tds" queue --entity --instance
+expect_msg "runs --limit -c is a bad limit" 2 "runs: --limit: '-c' is not a number" "$tds" runs --limit -c
+expect_msg "sync --items -c is a bad item list" 2 "sync stock: --items: '-c' is not an item id" \
+    "$tds" sync stock --items -c
+expect_msg "the global -c after the subcommand still works" 2 "nonexistent.yaml: cannot read" \
+    "$tds" runs -c ./nonexistent.yaml
+expect_msg "--config=FILE after the subcommand still works" 2 "nonexistent.yaml: cannot read" \
+    "$tds" dlq list --reason x --config=./nonexistent.yaml
+
+# ---- one strict id parser ----
+for v in "" " 9" "9 " "+9" "9x" "0" "00" "-0" "99999999999999999999" "9223372036854775808" \
+    "0x10" "1e3" "٣"; do
+    expect_msg "dlq show '$v' is refused" 2 "dlq show: id: '.*' is not an id" "$tds" dlq show -- "$v"
+done
+expect_msg "dlq show -1 is refused (as an option)" 2 "dlq show: unknown option '-1'" "$tds" dlq show -1
+expect_msg "dlq show -- -1 is refused (as an id)" 2 "dlq show: id: '-1' is not an id" "$tds" dlq show -- -1
+expect_msg "the largest id is an id" 1 "dead-letter item 9223372036854775807 does not exist" \
+    "$tds" dlq show 9223372036854775807
+expect_msg "a bad id with an escape is shown sanitized" 2 "id: '\\\\x1b\\[31m9' is not an id" \
+    "$tds" dlq show "$(printf '\033[31m9')"
+if printf '%s' "$out" | grep -q $'\033'; then bad "an escape reached the output"; else ok "no raw escape in the message"; fi
+expect_msg "run 9x" 2 "run: id: '9x' is not an id" "$tds" run 9x
+expect_msg "dlq retry +9" 2 "dlq retry: id: '\\+9' is not an id" "$tds" dlq retry +9
+expect_msg "dlq discard ' 9'" 2 "dlq discard: id: ' 9' is not an id" "$tds" dlq discard " 9" --reason x
+expect_msg "alerts ack 0" 2 "alerts ack: id: '0' is not an id" "$tds" alerts ack 0
+expect_msg "runs --limit ' 5'" 2 "runs: --limit: ' 5' is not a number from 1 to 100000" "$tds" runs --limit " 5"
+expect_msg "sync --batch-size +5" 2 "sync: --batch-size: '\\+5' is not a number" \
+    "$tds" sync stock --batch-size +5
+expect_msg "a missing id names it" 2 "dlq show: id is needed" "$tds" dlq show
 
 echo "$fails failed"
 [ "$fails" = 0 ]

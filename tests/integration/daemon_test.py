@@ -189,6 +189,16 @@ log:
           wait_for(lambda: "previous configuration stays in force" in open(log1).read(), 10))
     time.sleep(0.5)
     check("daemon still running after a bad reload", d1.poll() is None)
+    # 4b. ... and a typo that glues a secret to its key (issue 18, point 6):
+    # the log names the key, never the value.
+    with open(cfg1, "w") as f:
+        f.write("zoho:\n  client_secret:TOPSECRET-hup-5d1e\n")
+    d1.send_signal(signal.SIGHUP)
+    check("SIGHUP with a glued client_secret:VALUE logs the error",
+          wait_for(lambda: open(log1).read().count("previous configuration stays in force") >= 2, 10))
+    check("... naming the key without its value",
+          '"client_secret:..."' in open(log1).read() and "TOPSECRET" not in open(log1).read(),
+          [l for l in open(log1).read().splitlines() if "client_secret" in l])
     write_config(cfg1, f"127.0.0.1:{http_port}")
 
     # 5. A second daemon with the same instance name is refused.

@@ -260,8 +260,9 @@ static void test_secret_files(void **state)
 
     assert_int_equal(load_text("webhooks:\n  hmac_secret_file: /nonexistent/x\n", &cl, &errors),
                      -1);
-    want = xasprintf("%s/t.yaml:2:21: webhooks.hmac_secret_file: cannot read /nonexistent/x: No "
-                     "such file or directory",
+    want = xasprintf("%s/t.yaml:2:21: webhooks.hmac_secret_file: cannot read the file it names: "
+                     "No such file or directory (the name is not shown: it may be the secret "
+                     "itself)",
                      tmpdir);
     assert_string_equal(errors, want);
     free(want);
@@ -320,6 +321,110 @@ static void test_print_hides_secrets(void **state)
     clear_env();
     unlink(sec);
     free(sec);
+}
+
+/*
+ * A DSN password in every spelling (issue 18, point 6): check-config shows
+ * the DSN with each password as <redacted>, the logger redacts it as written,
+ * decoded and as libpq reads it, and a DSN libpq cannot parse is refused
+ * with a message that shows none of it.
+ */
+static void test_dsn_passwords(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dsn;
+        const char *shown;    /* in check-config; NULL: refused */
+        const char *meant[2]; /* what must never reach a log line */
+    } cases[] = {
+        {"postgresql://tds:TOPSECRET&one@db/tds", "\"postgresql://tds:<redacted>@db/tds\"",
+         {"TOPSECRET&one"}},
+        {"postgresql://tds:TOPSECRET?two@db/tds?sslmode=disable",
+         "\"postgresql://tds:<redacted>@db/tds?sslmode=disable\"", {"TOPSECRET?two"}},
+        {"postgresql://tds:TOPSECRET%40three%26@db/tds", "\"postgresql://tds:<redacted>@db/tds\"",
+         {"TOPSECRET@three&", "TOPSECRET%40three%26"}},
+        {"postgresql://tds@db/tds?sslmode=disable&password=TOPSECRET%3Ffour",
+         "\"postgresql://tds@db/tds?sslmode=disable&password=<redacted>\"", {"TOPSECRET?four"}},
+        {"postgresql://tds@db/tds?pass%77ord=TOPSECRET-five",
+         "\"postgresql://tds@db/tds?pass%77ord=<redacted>\"", {"TOPSECRET-five"}},
+        {"postgresql://tds:TOPSECRET/six@db/tds", "\"postgresql://tds:<redacted>@db/tds\"",
+         {"TOPSECRET/six"}},
+        {"postgresql://tds:TOPSECRET@seven@db/tds", "\"postgresql://tds:<redacted>@db/tds\"",
+         {"TOPSECRET@seven"}},
+        {"host=db password=TOPSECRET&eight dbname=tds", "\"host=db password=<redacted> dbname=tds\"",
+         {"TOPSECRET&eight"}},
+        {"host=db password = 'TOPSECRET nine \\' q' dbname=tds",
+         "\"host=db password = <redacted> dbname=tds\"", {"TOPSECRET nine ' q"}},
+        {"host=db password=TOPSECRET\\ ten dbname=tds", "\"host=db password=<redacted> dbname=tds\"",
+         {"TOPSECRET ten"}},
+        {"host=db password=\"TOPSECRET eleven\" dbname=tds", NULL, {"TOPSECRET eleven"}},
+        {"host=db sslpassword=TOPSECRET-twelve", "\"host=db sslpassword=<redacted>\"",
+         {"TOPSECRET-twelve"}},
+        {"host=db password=TOPSECRET-a TOPSECRET-b", NULL, {"TOPSECRET-a", "TOPSECRET-b"}},
+        {"host=db PASSWORD=TOPSECRET-upper", NULL, {"TOPSECRET-upper"}},
+        {"postgresql://u:TOPSECRET-v6@[::1/x", NULL, {"TOPSECRET-v6"}},
+        {"postgresql://u:TOP%zzSECRET-pct@db/x", NULL, {"TOP%zzSECRET-pct"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("TDS_DATABASE_URL", cases[i].dsn, 1);
+        struct config_loaded cl;
+        char *errors;
+        int rc = load_text("", &cl, &errors);
+        if (strstr(errors, "TOPSECRET") != NULL || strstr(errors, "SECRET") != NULL)
+            fail_msg("case %zu: a password in an error: %s", i, errors);
+        if (cases[i].shown == NULL) {
+            if (rc == 0)
+                fail_msg("case %zu: %s was accepted", i, cases[i].dsn);
+            assert_non_null(strstr(errors, "environment: TDS_DATABASE_URL: not a valid "
+                                           "connection string"));
+        } else {
+            if (rc != 0)
+                fail_msg("case %zu: %s", i, errors);
+            char *out = print_to_string(&cl);
+            if (strstr(out, "SECRET") != NULL || strstr(out, cases[i].shown) == NULL)
+                fail_msg("case %zu: check-config shows %.120s", i, strstr(out, "database.dsn"));
+            free(out);
+            log_clear_secrets();
+            config_register_secrets(&cl.cfg);
+            for (size_t m = 0; m < 2 && cases[i].meant[m] != NULL; m++) {
+                char *line = xasprintf("x %s y", cases[i].meant[m]);
+                char *red = log_redact(line);
+                if (strstr(red, "SECRET") != NULL)
+                    fail_msg("case %zu: the log shows %s", i, red);
+                free(red);
+                free(line);
+            }
+            log_clear_secrets();
+        }
+        free(errors);
+        config_loaded_free(&cl);
+    }
+    clear_env();
+}
+
+/* A key and its value glued together (`client_secret:VALUE`), or a section
+ * given a scalar, never shows the value (issue 18, point 6). */
+static void test_glued_secret_not_echoed(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "zoho:\n  client_secret:TOPSECRET-glued-1\n",
+        "client_secret:TOPSECRET-glued-2\n",
+        "zoho: {refresh_token:TOPSECRET-glued-3}\n",
+        "webhooks: {hmac_secret=TOPSECRET-glued-4, hmac_secret=TOPSECRET-glued-4}\n",
+        "zoho: {\"client_secret TOPSECRET-glued-5\": x}\n",
+        "zoho: my-token-TOPSECRET-glued-6\n",
+        "zoho:\n  client_secret_file: TOPSECRET-glued-7\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        struct config_loaded cl;
+        char *errors;
+        assert_int_equal(load_text(texts[i], &cl, &errors), -1);
+        if (strstr(errors, "SECRET-glued") != NULL)
+            fail_msg("case %zu: %s", i, errors);
+        free(errors);
+        config_loaded_free(&cl);
+    }
 }
 
 static char *source_file(const char *rel)
@@ -570,6 +675,8 @@ int main(void)
         cmocka_unit_test_setup(test_env_bad, setup),
         cmocka_unit_test_setup(test_secret_files, setup),
         cmocka_unit_test_setup(test_print_hides_secrets, setup),
+        cmocka_unit_test_setup(test_dsn_passwords, setup),
+        cmocka_unit_test_setup(test_glued_secret_not_echoed, setup),
         cmocka_unit_test_setup(test_sample_complete, setup),
         cmocka_unit_test_setup(test_man_complete, setup),
         cmocka_unit_test_setup(test_errors_in_file, setup),
