@@ -133,6 +133,10 @@ void webhook_verdict_free(struct webhook_verdict *v);
  * code points above U+10FFFF; NUL bytes are rejected too). */
 bool webhook_utf8_valid(const unsigned char *s, size_t n);
 
+/* True when no webhooks.secret is set, or the header (else the query
+ * parameter) equals it (constant time). */
+bool webhook_secret_ok(const struct webhook_auth *auth, const char *header, const char *query);
+
 /* Constant-time check of a hex HMAC-SHA256 signature of body under key. */
 bool webhook_signature_ok(const char *key, const unsigned char *body, size_t len,
                           const char *signature);
