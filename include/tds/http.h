@@ -69,7 +69,9 @@ struct http_server;
  * and 2 inbox writer threads, each with its own database connection
  * (reconnecting); /health and /metrics borrow from a pool of one connection
  * per listener thread; /health is computed by a thread of its own (it waits
- * at most 600 ms for it, then answers down).  Bounds:
+ * at most 600 ms for it, then answers down), /metrics by another (the
+ * connection suspended meanwhile), so a stuck database holds no listener
+ * thread.  Bounds:
  * cfg->webhooks.max_connections connections in all, with room kept for
  * new clients (see src/http/guard.c: slow connections closed oldest first),
  * webhooks.max_connections_per_peer from one client address,

@@ -48,6 +48,8 @@ struct http_req {
     bool audit;                     /* not authenticated: an audit row, no body or headers */
     bool detached;                  /* a copy for the writer; nobody waits for it */
     bool unrecorded;                /* over the audit rate: no row, no log line */
+    bool is_get;                    /* a GET /metrics, rendered by the metrics thread */
+    char *answer_text;              /* its answer, once rendered */
     struct webhook_verdict v;
     /* Set by the writer. */
     int status;                     /* HTTP status of the answer */
@@ -103,6 +105,7 @@ struct http_guard {
 };
 
 struct http_health;
+struct metrics_worker;
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -122,6 +125,7 @@ struct http_server {
     struct http_pool pool;
     struct http_guard guard;
     struct http_health *health;
+    struct metrics_worker *metrics;
 };
 
 /* intake.c */
@@ -142,6 +146,13 @@ void http_pool_put(struct http_server *s, PGconn *c);
 int http_health(struct http_server *s, char **body);
 /* metrics_http.c: the /metrics exposition; malloc'd. */
 char *http_metrics(struct http_server *s);
+/* The thread that renders /metrics for suspended connections. */
+int metrics_worker_start(struct http_server *s, char **err);
+/* Joins the thread (the scrapes waiting are answered); free_it once
+ * libmicrohttpd is stopped. */
+void metrics_worker_stop(struct http_server *s, bool free_it);
+/* Renders /metrics for rq (suspended), sets rq->answer_text, RQ_DONE, resumes. */
+void metrics_submit(struct http_server *s, struct http_req *rq);
 
 long long http_now_us(void);
 /* A condition variable whose timed waits take CLOCK_MONOTONIC times. */

@@ -328,6 +328,7 @@ void http_req_free(struct http_req *rq)
     wipe_free(rq->signature);
     cJSON_Delete(rq->headers);
     free(rq->body);
+    free(rq->answer_text);
     webhook_verdict_free(&rq->v);
     free(rq);
 }
@@ -494,6 +495,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http_server *s = cls;
     struct http_req *rq = *con_cls;
     if (rq == NULL) {
+        bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (strcmp(url, "/metrics") == 0 && get && !atomic_load(&s->stopping)) {
+            rq = xcalloc(1, sizeof *rq);
+            rq->srv = s;
+            rq->conn = c;
+            rq->is_get = true;
+            atomic_store(&rq->state, RQ_WAITING);
+            atomic_fetch_add(&s->inflight, 1);
+            *con_cls = rq;
+            guard_set_phase(s, c, CONN_BUSY);
+            MHD_suspend_connection(c);
+            metrics_submit(s, rq);
+            return MHD_YES;
+        }
         if (strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0) {
             guard_set_phase(s, c, CONN_BUSY);
             return serve_get(s, c, url, method);
@@ -537,6 +552,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
         }
         return MHD_YES;
+    }
+    if (rq->is_get) {
+        if (*upload_data_size > 0 || atomic_load(&rq->state) != RQ_DONE || rq->answered) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        rq->answered = true;
+        char *text = rq->answer_text;
+        rq->answer_text = NULL;
+        return answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, NULL);
     }
     int st = atomic_load(&rq->state);
     if (st == RQ_RECEIVING) {
@@ -643,6 +668,7 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 static void server_free(struct http_server *s)
 {
     intake_stop(s);
+    metrics_worker_stop(s, true);
     http_health_stop(s);
     guard_stop(s);
     pthread_mutex_destroy(&s->mu);
@@ -681,7 +707,7 @@ struct http_server *http_server_start(const struct tds_config *cfg,
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->pool.mu, NULL);
     if (guard_start(s, err) != 0 || http_health_start(s, err) != 0 ||
-        intake_start(s, err) != 0) {
+        metrics_worker_start(s, err) != 0 || intake_start(s, err) != 0) {
         server_free(s);
         return NULL;
     }
@@ -730,6 +756,7 @@ void http_server_stop(struct http_server *s)
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd); /* no new connections */
     atomic_store(&s->stopping, true);
     intake_stop(s);             /* stores and resumes everything handed over */
+    metrics_worker_stop(s, false); /* answers the scrapes waiting */
     /* Let resumed connections send their answers. */
     for (int i = 0; i < 300 && atomic_load(&s->inflight) > 0; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
