@@ -88,6 +88,8 @@ struct tds_config {
         char *hmac_secret;          /* secret */
         char *hmac_secret_file;
         int max_connections;
+        int max_connections_per_peer;
+        int request_timeout_seconds;
     } webhooks;
     struct {
         int failure_rate_percent;

@@ -27,6 +27,15 @@
  * accepts unauthenticated webhooks only on a loopback address (127.0.0.0/8,
  * ::1, localhost) and refuses to start on any other.
  *
+ * Hostile clients (issue 18): without the secret (header or query) a
+ * request is answered 401 when its headers are in, before its body is
+ * read; one whose signature does not match its body, or that is refused
+ * before it is authenticated, leaves an audit row only (time, address,
+ * method, path cut at 256 bytes, size, status: no headers, no body), at
+ * most HTTP_AUDIT_PER_S a second; the rest are counted in the log's
+ * summary line.  A configured secret anywhere in the path or a query key
+ * is stored and logged as <redacted>.
+ *
  * Limits: see http_server_start; bodies up to WEBHOOK_MAX_BODY bytes
  * (exactly 1 MiB is accepted, one byte more gets 413).
  */
@@ -59,11 +68,16 @@ struct http_server;
  * threads (epoll; a slow client holds a connection slot, never a thread)
  * and 2 inbox writer threads, each with its own database connection
  * (reconnecting); /health and /metrics borrow from a pool of one connection
- * per listener thread.  Bounds: cfg->webhooks.max_connections connections
- * in all, at most 7/8 of them (at least 1) from one client address (the
- * rest stay free for others, e.g. a health checker), 10 s idle timeout per
- * connection (ctx->idle_timeout_s).  The database need not be up: requests then
- * get 503 and /health says down.  cfg and ctx's objects must outlive the
+ * per listener thread; /health is computed by a thread of its own (it waits
+ * at most 600 ms for it, then answers down), /metrics by another (the
+ * connection suspended meanwhile), so a stuck database holds no listener
+ * thread.  Bounds:
+ * cfg->webhooks.max_connections connections in all, with room kept for
+ * new clients (see src/http/guard.c: slow connections closed oldest first),
+ * webhooks.max_connections_per_peer from one client address,
+ * webhooks.request_timeout_seconds for a whole request to arrive, 10 s idle
+ * timeout per connection (ctx->idle_timeout_s).  The database need not be
+ * up: requests then get 503 and /health says down.  cfg and ctx's objects must outlive the
  * server.  Returns the server, or NULL with *err (caller frees): listen
  * unset or malformed, no secret on a non-loopback address, or the port
  * cannot be bound.
@@ -132,6 +146,10 @@ void webhook_verdict_free(struct webhook_verdict *v);
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or
  * code points above U+10FFFF; NUL bytes are rejected too). */
 bool webhook_utf8_valid(const unsigned char *s, size_t n);
+
+/* True when no webhooks.secret is set, or the header (else the query
+ * parameter) equals it (constant time). */
+bool webhook_secret_ok(const struct webhook_auth *auth, const char *header, const char *query);
 
 /* Constant-time check of a hex HMAC-SHA256 signature of body under key. */
 bool webhook_signature_ok(const char *key, const unsigned char *body, size_t len,

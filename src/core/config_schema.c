@@ -148,6 +148,10 @@ static const struct config_key schema[] = {
          "file whose first line is the HMAC key (mode 600)"),
     INT("webhooks.max_connections", webhooks.max_connections, "64", 1, 10000, false, NULL,
         "concurrent connections the listener accepts"),
+    INT("webhooks.max_connections_per_peer", webhooks.max_connections_per_peer, "16", 1, 10000,
+        false, NULL, "concurrent connections the listener accepts from one client address"),
+    INT("webhooks.request_timeout_seconds", webhooks.request_timeout_seconds, "30", 1, 3600,
+        false, NULL, "time a client has to send a whole request (headers and body)"),
 
     /* alerts: thresholds of the alert rules; 0 turns a rule off */
     INT("alerts.failure_rate_percent", alerts.failure_rate_percent, "10", 0, 100, true, NULL,

@@ -207,6 +207,10 @@ static void store(struct http_server *srv, struct writer *w, PGconn *fixed, stru
 
 static void finish(struct http_req *rq)
 {
+    if (rq->detached) { /* an audit row nobody waits for */
+        http_req_free(rq);
+        return;
+    }
     struct MHD_Connection *conn = rq->conn;
     atomic_store(&rq->state, RQ_DONE);
     MHD_resume_connection(conn); /* rq may be freed from here on */

@@ -27,6 +27,28 @@ long long http_now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void http_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+struct timespec http_mono_after(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
 /* ---- GET connection pool ---- */
 
 PGconn *http_pool_get(struct http_server *s)
@@ -135,7 +157,7 @@ static enum MHD_Result answer_webhook(struct http_req *rq)
     rq->answered = true;
     count_result(rq);
     metrics_observe(METRIC_WEBHOOK_INTAKE, (double)(http_now_us() - rq->t0_us) / 1e6);
-    if (rq->status != 202 && rq->status != 503)
+    if (rq->status != 202 && rq->status != 503 && !rq->unrecorded)
         log_info("webhook %s %s from %s: %d %s (inbox %lld)", rq->method, rq->path,
                  rq->remote_addr, rq->status, rq->v.error ? rq->v.error : "", rq->inbox_id);
     return answer(rq->conn, rq->status, "application/json", body,
@@ -174,6 +196,25 @@ static bool contains_secret(const struct http_server *s, const char *value)
 {
     return (!str_empty(s->auth.secret) && strstr(value, s->auth.secret)) ||
            (!str_empty(s->auth.hmac_secret) && strstr(value, s->auth.hmac_secret));
+}
+
+/* A copy of text with every configured secret in it replaced by <redacted>. */
+static char *redact_secrets(const struct http_server *s, const char *text)
+{
+    char *out = xstrdup(text);
+    const char *secs[2] = {s->auth.secret, s->auth.hmac_secret};
+    for (int k = 0; k < 2; k++) {
+        if (str_empty(secs[k]))
+            continue;
+        size_t sl = strlen(secs[k]);
+        char *p;
+        while ((p = strstr(out, secs[k])) != NULL) {
+            char *n = xasprintf("%.*s<redacted>%s", (int)(p - out), out, p + sl);
+            free(out);
+            out = n;
+        }
+    }
+    return out;
 }
 
 static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -215,7 +256,9 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
     cJSON *q = cJSON_GetObjectItemCaseSensitive(rq->headers, ":query");
     if (q == NULL)
         q = cJSON_AddObjectToObject(rq->headers, ":query");
-    char *k = clean_text(key);
+    char *k0 = clean_text(key);
+    char *k = redact_secrets(rq->srv, k0);
+    free(k0);
     if (strcmp(key, "secret") == 0 || strcasecmp(key, "signature") == 0 ||
         (value && contains_secret(rq->srv, value))) {
         cJSON_AddStringToObject(q, k, "<redacted>");
@@ -253,7 +296,11 @@ static struct http_req *req_new(struct http_server *s, struct MHD_Connection *c,
     rq->conn = c;
     rq->t0_us = http_now_us();
     rq->method = clean_text(method);
-    rq->path = clean_text(url);
+    /* A secret in the path (a webhook URL configured with it) is never kept:
+     * not in tds.inbox.path, not in a log line, not in a reject reason. */
+    char *path = clean_text(url);
+    rq->path = redact_secrets(s, path);
+    free(path);
     rq->remote_addr = peer_address(c);
     rq->headers = cJSON_CreateObject();
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_cb, rq);
@@ -270,7 +317,7 @@ static void wipe_free(char *p)
     }
 }
 
-static void req_free(struct http_req *rq)
+void http_req_free(struct http_req *rq)
 {
     free(rq->method);
     free(rq->path);
@@ -281,6 +328,7 @@ static void req_free(struct http_req *rq)
     wipe_free(rq->signature);
     cJSON_Delete(rq->headers);
     free(rq->body);
+    free(rq->answer_text);
     webhook_verdict_free(&rq->v);
     free(rq);
 }
@@ -306,6 +354,60 @@ static void body_append(struct http_req *rq, const char *data, size_t n)
     }
     memcpy(rq->body + rq->len, data, n);
     rq->len += n;
+}
+
+#define HTTP_AUDIT_PATH_MAX 256
+
+/* Strips rq down to its audit row: time, peer, method, path (cut), size,
+ * status; no headers, no content type, no body. */
+static void make_audit(struct http_req *rq)
+{
+    rq->audit = true;
+    rq->len = 0;
+    cJSON_Delete(rq->headers);
+    rq->headers = cJSON_CreateObject();
+    free(rq->content_type);
+    rq->content_type = NULL;
+    if (rq->v.http_status == 202) { /* cannot happen: evaluate checks the same */
+        rq->v.http_status = 401;
+        free(rq->v.error);
+        rq->v.error = xstrdup("bad signature");
+    }
+    if (rq->v.hint) {
+        cJSON_free(rq->v.hint);
+        rq->v.hint = NULL;
+    }
+    size_t n = strlen(rq->path);
+    if (n > HTTP_AUDIT_PATH_MAX) {
+        n = HTTP_AUDIT_PATH_MAX;
+        while (n > 0 && ((unsigned char)rq->path[n] & 0xc0) == 0x80)
+            n--;
+        rq->path[n] = '\0';
+    }
+}
+
+/* Hands a copy of rq's audit row to a writer (nobody waits for it), at most
+ * HTTP_AUDIT_PER_S a second; rq is answered at once. */
+static void submit_audit_copy(struct http_server *s, struct http_req *rq)
+{
+    if (!guard_audit_allowed(s)) {
+        rq->unrecorded = true;
+        return;
+    }
+    struct http_req *cp = xcalloc(1, sizeof *cp);
+    cp->srv = s;
+    cp->t0_us = rq->t0_us;
+    cp->method = xstrdup(rq->method);
+    cp->path = xstrdup(rq->path);
+    cp->remote_addr = xstrdup(rq->remote_addr);
+    cp->headers = cJSON_CreateObject();
+    cp->total = rq->total;
+    cp->v.http_status = rq->v.http_status;
+    cp->v.error = xstrdup(rq->v.error ? rq->v.error : "rejected");
+    cp->audit = true;
+    cp->detached = true;
+    make_audit(cp);
+    intake_submit(s, cp);
 }
 
 /* Decides the verdict and redacts what will be stored. */
@@ -339,6 +441,18 @@ static void req_evaluate(struct http_req *rq)
         cJSON_free(rq->v.hint);
         rq->v.hint = NULL;
     }
+    /* Authenticated: the secret matched and, with an HMAC key, the whole body
+     * is signed.  Anything else keeps an audit row only. */
+    const struct webhook_auth *a = &rq->srv->auth;
+    bool authed;
+    if (rq->too_large) /* a cut body cannot be checked against its signature */
+        authed = rq->secret_ok && (str_empty(a->hmac_secret) || !str_empty(a->secret));
+    else
+        authed = rq->secret_ok &&
+                 (str_empty(a->hmac_secret) ||
+                  webhook_signature_ok(a->hmac_secret, rq->body, rq->len, rq->signature));
+    if (!authed)
+        make_audit(rq);
 }
 
 static enum MHD_Result serve_get(struct http_server *s, struct MHD_Connection *c, const char *url,
@@ -355,6 +469,23 @@ static enum MHD_Result serve_get(struct http_server *s, struct MHD_Connection *c
     return answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", http_metrics(s), NULL);
 }
 
+/* An answer decided from the headers alone, before any body byte is read:
+ * its audit row goes to a writer on the side (rate-limited) and the
+ * connection is answered (and closed by libmicrohttpd) at once. */
+static enum MHD_Result answer_early(struct http_server *s, struct http_req *rq, int status,
+                                    const char *why)
+{
+    rq->v.http_status = status;
+    free(rq->v.error);
+    rq->v.error = xstrdup(why);
+    make_audit(rq);
+    submit_audit_copy(s, rq);
+    rq->status = status;
+    atomic_store(&rq->state, RQ_DONE);
+    guard_set_phase(s, rq->conn, CONN_BUSY);
+    return answer_webhook(rq);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -364,14 +495,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http_server *s = cls;
     struct http_req *rq = *con_cls;
     if (rq == NULL) {
-        if (strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0)
+        bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (strcmp(url, "/metrics") == 0 && get && !atomic_load(&s->stopping)) {
+            rq = xcalloc(1, sizeof *rq);
+            rq->srv = s;
+            rq->conn = c;
+            rq->is_get = true;
+            atomic_store(&rq->state, RQ_WAITING);
+            atomic_fetch_add(&s->inflight, 1);
+            *con_cls = rq;
+            guard_set_phase(s, c, CONN_BUSY);
+            MHD_suspend_connection(c);
+            metrics_submit(s, rq);
+            return MHD_YES;
+        }
+        if (strcmp(url, "/health") == 0 || strcmp(url, "/metrics") == 0) {
+            guard_set_phase(s, c, CONN_BUSY);
             return serve_get(s, c, url, method);
+        }
         rq = req_new(s, c, url, method);
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         char *end = NULL;
         unsigned long long declared = cl ? strtoull(cl, &end, 10) : 0;
+        if (cl && end != cl)
+            rq->total = declared;
+        /* Authentication first: without the secret nothing of the body is
+         * read or kept. */
+        rq->secret_ok = webhook_secret_ok(&s->auth, rq->secret_header, rq->secret_query);
+        if (!rq->secret_ok)
+            return answer_early(s, rq, 401,
+                                rq->secret_header || rq->secret_query ? "bad webhook secret"
+                                                                      : "missing webhook secret");
+        bool post_route = strcmp(method, "POST") == 0 && webhook_is_route(rq->path);
+        if (post_route && !str_empty(s->auth.hmac_secret) && rq->signature == NULL)
+            return answer_early(s, rq, 401, "missing signature");
+        rq->total = 0;
         if (cl && end != cl && declared > WEBHOOK_MAX_BODY) {
             rq->declared_too_large = declared;
             const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -382,12 +542,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 rq->too_large = true;
                 rq->total = declared;
                 req_evaluate(rq);
+                if (rq->audit) /* signed bodies cannot be checked unread */
+                    return answer_early(s, rq, rq->v.http_status,
+                                        rq->v.error ? rq->v.error : "rejected");
                 intake_store_now(s, rq);
                 atomic_store(&rq->state, RQ_DONE);
+                guard_set_phase(s, c, CONN_BUSY);
                 return answer_webhook(rq);
             }
         }
         return MHD_YES;
+    }
+    if (rq->is_get) {
+        if (*upload_data_size > 0 || atomic_load(&rq->state) != RQ_DONE || rq->answered) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        rq->answered = true;
+        char *text = rq->answer_text;
+        rq->answer_text = NULL;
+        return answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, NULL);
     }
     int st = atomic_load(&rq->state);
     if (st == RQ_RECEIVING) {
@@ -396,6 +570,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             *upload_data_size = 0;
             return MHD_YES;
         }
+        guard_set_phase(s, c, CONN_BUSY);
         if (rq->declared_too_large) {
             rq->too_large = true;
             rq->total = rq->declared_too_large > rq->total ? rq->declared_too_large : rq->total;
@@ -403,6 +578,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req_evaluate(rq);
         if (atomic_load(&s->stopping)) {
             rq->status = 503; /* not stored, not accepted: Zoho retries */
+            atomic_store(&rq->state, RQ_DONE);
+            return answer_webhook(rq);
+        }
+        if (rq->audit && !guard_audit_allowed(s)) {
+            rq->unrecorded = true; /* a flood: answered, counted, not stored */
+            rq->status = rq->v.http_status;
             atomic_store(&rq->state, RQ_DONE);
             return answer_webhook(rq);
         }
@@ -420,27 +601,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     struct http_server *s = cls;
+    guard_set_phase(s, c, CONN_RECEIVING); /* kept alive: the next request's clock */
     struct http_req *rq = *con_cls;
     if (rq == NULL)
         return;
     *con_cls = NULL;
-    req_free(rq);
+    http_req_free(rq);
     atomic_fetch_sub(&s->inflight, 1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) TDS_PRINTF(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char *m = xvasprintf(fmt, ap);
-    size_t n = strlen(m);
-    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '\r'))
-        m[--n] = '\0';
-    log_warn("http: %s", m);
-    free(m);
+    guard_mhd_log(cls, fmt, ap);
 }
 
 /* ---- start / stop ---- */
@@ -489,6 +664,20 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return false;
 }
 
+/* Stops what was started of s (each part tolerates "never started") and frees it. */
+static void server_free(struct http_server *s)
+{
+    intake_stop(s);
+    metrics_worker_stop(s, true);
+    http_health_stop(s);
+    guard_stop(s);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->pool.mu);
+    free(s->instance);
+    free(s);
+}
+
 struct http_server *http_server_start(const struct tds_config *cfg,
                                       const struct http_context *ctx, char **err)
 {
@@ -517,19 +706,18 @@ struct http_server *http_server_start(const struct tds_config *cfg,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->pool.mu, NULL);
-    if (intake_start(s, err) != 0) {
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->pool.mu);
-        free(s->instance);
-        free(s);
+    if (guard_start(s, err) != 0 || http_health_start(s, err) != 0 ||
+        metrics_worker_start(s, err) != 0 || intake_start(s, err) != 0) {
+        server_free(s);
         return NULL;
     }
     unsigned maxc = (unsigned)(cfg->webhooks.max_connections > 0 ? cfg->webhooks.max_connections
                                                                  : 64);
-    unsigned per_ip = maxc - maxc / 8;
-    if (per_ip < 1)
-        per_ip = 1;
+    unsigned per_ip = (unsigned)(cfg->webhooks.max_connections_per_peer > 0
+                                     ? cfg->webhooks.max_connections_per_peer
+                                     : 16);
+    if (per_ip > maxc)
+        per_ip = maxc;
     unsigned idle = ctx && ctx->idle_timeout_s > 0 ? (unsigned)ctx->idle_timeout_s : 10;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -539,17 +727,13 @@ struct http_server *http_server_start(const struct tds_config *cfg,
         MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)HTTP_POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT, maxc,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, idle,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_SOCK_ADDR,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        guard_notify, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (s->mhd == NULL) {
         *err = xasprintf("webhooks.listen %s: cannot listen (address in use or not local?)",
                          cfg->webhooks.listen);
-        intake_stop(s);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->pool.mu);
-        free(s->instance);
-        free(s);
+        server_free(s);
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -572,6 +756,7 @@ void http_server_stop(struct http_server *s)
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd); /* no new connections */
     atomic_store(&s->stopping, true);
     intake_stop(s);             /* stores and resumes everything handed over */
+    metrics_worker_stop(s, false); /* answers the scrapes waiting */
     /* Let resumed connections send their answers. */
     for (int i = 0; i < 300 && atomic_load(&s->inflight) > 0; i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -582,9 +767,5 @@ void http_server_stop(struct http_server *s)
         close(lfd); /* ours after quiescing, closed only once MHD's threads are gone */
     for (int i = 0; i < s->pool.nidle; i++)
         PQfinish(s->pool.idle[i]);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->pool.mu);
-    free(s->instance);
-    free(s);
+    server_free(s);
 }

@@ -17,6 +17,7 @@
 
 #include "http_internal.h"
 #include "tds/db.h"
+#include "tds/log.h"
 #include "tds/engine.h"
 #include "tds/metrics.h"
 #include "tds/zoho.h"
@@ -255,4 +256,108 @@ char *http_metrics(struct http_server *s)
     PQclear(core);
     http_pool_put(s, c);
     return strbuf_detach(&b);
+}
+
+/* ---- /metrics off the listener threads ----
+ * A scrape runs a few queries (statement timeout 10 s); on a listener thread
+ * a stuck database would stall every connection that thread serves, /health
+ * included.  The connection is suspended and handed to one worker thread,
+ * which answers every scrape waiting with one rendering, then resumes them. */
+
+struct metrics_worker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct http_req *head;
+    bool stop;
+    bool joined;
+    pthread_t th;
+};
+
+static void metrics_finish(struct http_req *rq, const char *text)
+{
+    rq->answer_text = xstrdup(text);
+    atomic_store(&rq->state, RQ_DONE);
+    MHD_resume_connection(rq->conn); /* rq may be freed from here on */
+}
+
+static void *metrics_main(void *arg)
+{
+    struct http_server *s = arg;
+    struct metrics_worker *w = s->metrics;
+    log_set_context("%s%shttp metrics", s->instance, str_empty(s->instance) ? "" : " ");
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->head == NULL && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->head == NULL)
+            break;
+        struct http_req *batch = w->head;
+        w->head = NULL;
+        pthread_mutex_unlock(&w->mu);
+        char *text = http_metrics(s);
+        while (batch) {
+            struct http_req *next = batch->next;
+            metrics_finish(batch, text);
+            batch = next;
+        }
+        free(text);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int metrics_worker_start(struct http_server *s, char **err)
+{
+    struct metrics_worker *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    s->metrics = w;
+    if (pthread_create(&w->th, NULL, metrics_main, s) != 0) {
+        *err = xstrdup("http: cannot start the metrics thread");
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        s->metrics = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void metrics_worker_stop(struct http_server *s, bool free_it)
+{
+    struct metrics_worker *w = s->metrics;
+    if (w == NULL)
+        return;
+    if (!w->joined) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL); /* answers what was queued first */
+        w->joined = true;
+    }
+    if (!free_it) /* a late scrape still finds w (and renders on its own thread) */
+        return;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    s->metrics = NULL;
+}
+
+void metrics_submit(struct http_server *s, struct http_req *rq)
+{
+    struct metrics_worker *w = s->metrics;
+    pthread_mutex_lock(&w->mu);
+    if (w->stop) { /* shutting down: rendered here, as before */
+        pthread_mutex_unlock(&w->mu);
+        char *text = http_metrics(s);
+        metrics_finish(rq, text);
+        free(text);
+        return;
+    }
+    rq->next = w->head;
+    w->head = rq;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }

@@ -94,6 +94,16 @@ bool webhook_signature_ok(const char *key, const unsigned char *body, size_t len
     return str_consttime_eq(want, SHA256_HEX_LEN, given, SHA256_HEX_LEN);
 }
 
+bool webhook_secret_ok(const struct webhook_auth *auth, const char *header, const char *query)
+{
+    if (auth == NULL || str_empty(auth->secret))
+        return true;
+    const char *given = header ? header : query;
+    if (given == NULL)
+        return false;
+    return str_consttime_eq(auth->secret, strlen(auth->secret), given, strlen(given));
+}
+
 /*
  * Outside text (a path segment, a JSON key) for a one-line error message:
  * at most 64 bytes, cut at a character boundary, control characters and

@@ -291,6 +291,31 @@ log:
                   "Authorization": "Bearer " + SECRETS["client secret"],
                   "X-Zoho-Webhook-Signature": sig})
     check("webhook with a wrong secret refused (401)", st == 401, st)
+    # The secret in the URL path (a webhook URL configured with it): never
+    # stored (tds.inbox.path, reject_reason) nor logged; searched below.
+    st, _ = http("POST", f"{hbase}/webhooks/zoho/{SECRETS['webhook secret']}", wh_body,
+                 {"Content-Type": "application/json",
+                  "X-TDS-Webhook-Secret": SECRETS["webhook secret"],
+                  "X-Zoho-Webhook-Signature": sig})
+    check("webhook with the secret as its entity refused (404)", st == 404, st)
+    st, _ = http("POST", f"{hbase}/webhooks/zoho/items/{SECRETS['webhook secret']}", wh_body,
+                 {"Content-Type": "application/json", "X-Zoho-Webhook-Signature": sig})
+    check("webhook with the secret only in its path refused (401)", st == 401, st)
+    # 40 unauthenticated 1 MiB posts: refused, and the inbox keeps no body.
+    inbox_before = int(psql(dsn_plain, "SELECT coalesce(max(id), 0) FROM tds.inbox"))
+    big = json.dumps({"item": {"item_id": "1", "pad": os.urandom(390000).hex()}}).encode()
+    codes = [http("POST", f"{hbase}/webhooks/zoho/items", big,
+                  {"Content-Type": "application/json", "X-TDS-Webhook-Secret": "wrong"})[0]
+             for _ in range(40)]
+    check("40 unauthenticated large posts: none accepted", all(c in (0, 401) for c in codes),
+          codes)
+    time.sleep(0.5)
+    kept = int(psql(dsn_plain, "SELECT coalesce(sum(pg_column_size(i.*)), 0) FROM tds.inbox i"
+                    f" WHERE id > {inbox_before}"))
+    bodies = psql(dsn_plain, "SELECT count(*) FROM tds.inbox WHERE coalesce(length(body), 0) > 0"
+                  f" AND id > {inbox_before}")
+    check("40 unauthenticated large posts leave < 100 KB in tds.inbox and no body",
+          kept < 100000 and bodies == "0", f"{kept} bytes, {bodies} bodies")
     st, _ = http("POST", f"{hbase}/webhooks/zoho/items", INJ_DELETE.encode(),
                  {"Content-Type": "application/x-www-form-urlencoded",
                   "X-TDS-Webhook-Secret": SECRETS["webhook secret"],

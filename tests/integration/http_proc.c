@@ -5,6 +5,8 @@
  *   TDS_DATABASE_URL   the database (migrated first when TDS_HTTP_MIGRATE=1)
  *   TDS_HTTP_LISTEN    host:port (default 127.0.0.1:0)
  *   TDS_HTTP_SECRET, TDS_HTTP_HMAC, TDS_HTTP_MAX_CONN   webhooks.* values
+ *   TDS_HTTP_PER_PEER  webhooks.max_connections_per_peer (default: the
+ *                      connection limit: a benchmark's clients share one address)
  *
  * Prints "port N" on stdout once listening, runs until SIGTERM or SIGINT,
  * then stops cleanly.  Exit 1 when it cannot start.
@@ -44,6 +46,9 @@ int main(void)
     set_str(&cl.cfg.webhooks.hmac_secret, getenv("TDS_HTTP_HMAC"));
     if (getenv("TDS_HTTP_MAX_CONN"))
         cl.cfg.webhooks.max_connections = atoi(getenv("TDS_HTTP_MAX_CONN"));
+    cl.cfg.webhooks.max_connections_per_peer = getenv("TDS_HTTP_PER_PEER")
+                                                   ? atoi(getenv("TDS_HTTP_PER_PEER"))
+                                                   : cl.cfg.webhooks.max_connections;
     config_register_secrets(&cl.cfg);
     enum log_level lv;
     if (log_level_parse(cl.cfg.log.level, &lv))

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -61,7 +62,8 @@ static const char *sign(const char *body, size_t len)
 }
 
 /* flags for request() */
-enum { NO_SECRET = 1, NO_SIG = 2, SHORT_SIG = 4, QUERY_SECRET = 8, WRONG_CASE = 16, NO_EXPECT = 32 };
+enum { NO_SECRET = 1, NO_SIG = 2, SHORT_SIG = 4, QUERY_SECRET = 8, WRONG_CASE = 16, NO_EXPECT = 32,
+       CUT_OK = 64 /* the server may close before the body is sent: status 0 */ };
 
 static void request(struct http_server *s, const char *method, const char *path,
                     const char *ctype, const char *body, size_t len, int flags, struct resp *out)
@@ -100,7 +102,7 @@ static void request(struct http_server *s, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
     CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK)
+    if (rc != CURLE_OK && !((flags & CUT_OK) && (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR)))
         fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     curl_slist_free_all(hd);
@@ -581,32 +583,361 @@ static bool closed_within(int fd, int ms)
     return recv(fd, &c, 1, 0) <= 0;
 }
 
+/* A second listener on the test database with its own limits (0: default). */
+static struct http_server *start_side(struct config_loaded *c2, int maxc, int per_peer,
+                                      int request_timeout, const struct http_context *ctx)
+{
+    pgtest_config(c2);
+    set_str(&c2->cfg.webhooks.listen, "127.0.0.1:0");
+    set_str(&c2->cfg.webhooks.secret, SECRET);
+    set_str(&c2->cfg.webhooks.hmac_secret, HKEY);
+    if (maxc)
+        c2->cfg.webhooks.max_connections = maxc;
+    if (per_peer)
+        c2->cfg.webhooks.max_connections_per_peer = per_peer;
+    if (request_timeout)
+        c2->cfg.webhooks.request_timeout_seconds = request_timeout;
+    char *err = NULL;
+    struct http_server *s = http_server_start(&c2->cfg, ctx, &err);
+    if (s == NULL)
+        fail_msg("start: %s", err);
+    return s;
+}
+
 static void test_connection_limits(void **state)
 {
     (void)state;
     struct config_loaded c2;
-    pgtest_config(&c2);
-    set_str(&c2.cfg.webhooks.listen, "127.0.0.1:0");
-    set_str(&c2.cfg.webhooks.secret, SECRET);
-    c2.cfg.webhooks.max_connections = 8; /* 7 per address */
     struct http_context ctx = {.idle_timeout_s = 1};
-    char *err = NULL;
-    struct http_server *s = http_server_start(&c2.cfg, &ctx, &err);
-    assert_non_null(s);
-    int fds[8];
-    for (int i = 0; i < 7; i++) {
+    struct http_server *s = start_side(&c2, 16, 4, 0, &ctx);
+    int fds[5];
+    for (int i = 0; i < 4; i++) {
         fds[i] = connect_to(http_server_port(s));
         /* A slow client: half a request line, then nothing. */
         assert_int_equal(send(fds[i], "POST /webhooks/zo", 17, 0), 17);
     }
-    fds[7] = connect_to(http_server_port(s));
-    assert_true(closed_within(fds[7], 2000)); /* over the per-address limit */
+    fds[4] = connect_to(http_server_port(s));
+    assert_true(closed_within(fds[4], 2000)); /* over the per-address limit */
     assert_false(closed_within(fds[0], 200)); /* the others still wait... */
     assert_true(closed_within(fds[0], 3000)); /* ...until the idle timeout */
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 5; i++)
         close(fds[i]);
     http_server_stop(s);
     config_loaded_free(&c2);
+}
+
+/* ---- hostile clients (issue 18 points 1-3) ---- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A request that must be answered within timeout_ms: the status (0 when it
+ * was not), *ms the time it took, *body the answer (caller frees) if asked. */
+static long timed(struct http_server *s, const char *method, const char *path, const char *body,
+                  long timeout_ms, long long *ms, char **answer)
+{
+    CURL *h = curl_easy_init();
+    char url[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", http_server_port(s), path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    struct curl_slist *hd = NULL;
+    char line[300];
+    hd = curl_slist_append(hd, "Content-Type: application/json");
+    hd = curl_slist_append(hd, "X-TDS-Webhook-Secret: " SECRET);
+    if (body) {
+        snprintf(line, sizeof line, "X-Zoho-Webhook-Signature: %s", sign(body, strlen(body)));
+        hd = curl_slist_append(hd, line);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    struct resp r = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    long long t0 = now_ms();
+    CURLcode rc = curl_easy_perform(h);
+    *ms = now_ms() - t0;
+    long st = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    if (answer)
+        *answer = r.body.buf ? r.body.buf : xstrdup("");
+    else
+        strbuf_free(&r.body);
+    return st;
+}
+
+/* A TCP connection to port from source address src (127.0.0.x). */
+static int connect_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &me.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static long log_size(void)
+{
+    FILE *f = fopen(logpath, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Lines of the log after offset that contain needle. */
+static int log_lines_with(long offset, const char *needle)
+{
+    FILE *f = fopen(logpath, "r");
+    assert_non_null(f);
+    fseek(f, offset, SEEK_SET);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* The secret in the URL path (plain and %-escaped) is kept nowhere: not in
+ * tds.inbox.path, not in the reject reason, not in the log. */
+static void test_secret_in_path(void **state)
+{
+    (void)state;
+    long long before = scalar("SELECT coalesce(max(id), 0) FROM tds.inbox");
+    const char *ok = "{\"item\":{\"item_id\":\"6001\"}}";
+    /* With the secret in the header too: a 404 (no such entity), stored. */
+    assert_int_equal(post("/webhooks/zoho/" SECRET, "application/json", ok, 0), 404);
+    assert_int_equal(post("/webhooks/zoho/x" SECRET "x", "application/json", ok, 0), 404);
+    /* Only in the path: 401. */
+    assert_int_equal(post("/webhooks/zoho/items/" SECRET, "application/json", ok, NO_SECRET),
+                     401);
+    /* %-escaped ("W" is %57). */
+    assert_int_equal(post("/webhooks/zoho/%57h00kSecretAbc123", "application/json", ok, 0), 404);
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tds.inbox WHERE id > %lld", before);
+    for (int i = 0; i < 50 && scalar(sql) < 4; i++)
+        usleep(20 * 1000); /* the 401's audit row is written on the side */
+    assert_int_equal(scalar(sql), 4);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM tds.inbox WHERE id > %lld AND path LIKE '%%<redacted>%%'"
+             " AND strpos(path, '" SECRET "') = 0"
+             " AND strpos(coalesce(reject_reason, ''), '" SECRET "') = 0",
+             before);
+    assert_int_equal(scalar(sql), 4);
+}
+
+/* 40 unauthenticated 1 MiB posts: 401s, each answered before its body is
+ * read, and the inbox keeps small audit rows (at most HTTP_AUDIT_PER_S a
+ * second), never a body. */
+static void test_unauthenticated_kept_small(void **state)
+{
+    (void)state;
+    long long before = scalar("SELECT coalesce(max(id), 0) FROM tds.inbox");
+    size_t n = WEBHOOK_MAX_BODY;
+    char *body = xmalloc(n + 1);
+    unsigned rnd = 12345; /* letters that do not compress */
+    for (size_t i = 0; i < n; i++) {
+        rnd = rnd * 1103515245u + 12345u;
+        body[i] = (char)('a' + (rnd >> 16) % 26);
+    }
+    const char *head = "{\"item\":{\"item_id\":\"7001\",\"pad\":\"";
+    memcpy(body, head, strlen(head));
+    memcpy(body + n - 3, "\"}}", 3);
+    body[n] = '\0';
+    struct resp r;
+    long long t0 = now_ms();
+    int n401 = 0;
+    for (int i = 0; i < 40; i++) {
+        int flags = i % 4 == 0 ? WRONG_CASE : i % 4 == 1 ? NO_SIG : i % 4 == 2 ? SHORT_SIG
+                                                                              : NO_SECRET;
+        /* curl waits 1 s for "100 Continue", then sends the body anyway: a
+         * slow server's 401 (and close) may then cut it off. */
+        request(srv, "POST", "/webhooks/zoho/items", "application/json", body, n, flags | CUT_OK,
+                &r);
+        if (r.status != 0)
+            assert_int_equal(r.status, 401);
+        n401 += r.status == 401;
+        strbuf_free(&r.body);
+    }
+    long long took = now_ms() - t0;
+    assert_true(n401 >= 30);
+    usleep(300 * 1000);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(sum(pg_column_size(i.*)), 0) FROM tds.inbox i WHERE id > %lld",
+             before);
+    long long bytes = scalar(sql);
+    print_message("40 unauthenticated 1 MiB posts in %lld ms left %lld bytes in tds.inbox\n", took,
+                  bytes);
+    assert_true(bytes < 100 * 1000);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM tds.inbox WHERE id > %lld AND (coalesce(length(body), 0) > 0"
+             " OR headers <> '{}'::jsonb OR http_status <> 401 OR body_size <> %zu)",
+             before, n);
+    assert_int_equal(scalar(sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tds.inbox WHERE id > %lld", before);
+    long long rows = scalar(sql);
+    assert_true(rows >= 1 && rows <= 40);
+    free(body);
+
+    /* A body announced without "Expect: 100-continue" is not waited for:
+     * the 401 comes as soon as the headers are in. */
+    int fd = connect_to(http_server_port(srv));
+    const char *req = "POST /webhooks/zoho/items HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{";
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 1000), 1);
+    char got[64] = {0};
+    assert_true(recv(fd, got, sizeof got - 1, 0) > 12);
+    assert_int_equal(strncmp(got, "HTTP/1.1 401", 12), 0);
+    close(fd);
+    sent -= 40; /* not every one leaves a row */
+    sleep(2); /* let the audit bucket refill for the tests after this one */
+}
+
+/* Connections refused by the limits are logged once, then counted in one
+ * summary line, not a line each. */
+static void test_refusals_logged(void **state)
+{
+    (void)state;
+    struct config_loaded c2;
+    struct http_server *s = start_side(&c2, 64, 16, 0, NULL);
+    int port = http_server_port(s);
+    long off = log_size();
+    /* 70 connections from one address: at least 14 over any per-address limit. */
+    int fds[70];
+    for (int i = 0; i < 70; i++)
+        fds[i] = connect_from("127.0.0.8", port);
+    int refused = 0;
+    for (int i = 0; i < 70; i++)
+        refused += closed_within(fds[i], 50);
+    for (int i = 0; i < 70; i++)
+        close(fds[i]);
+    http_server_stop(s); /* writes the last summary */
+    config_loaded_free(&c2);
+    int first = log_lines_with(off, "http: Server reached");
+    int summary = log_lines_with(off, "libmicrohttpd said");
+    print_message("refusals: %d, log lines: %d, summaries: %d\n", refused, first, summary);
+    assert_true(refused >= 14);
+    assert_true(first >= 1 && first <= 2);
+    assert_true(summary >= 1 && summary <= 2);
+}
+
+/* 80 slow clients from 5 addresses (16 each: not stopped by the per-address
+ * limit) hold every connection slot; a webhook and /health still answer
+ * within 2 s. */
+static void test_slowloris(void **state)
+{
+    (void)state;
+    struct config_loaded c2;
+    struct http_server *s = start_side(&c2, 64, 16, 0, NULL); /* idle timeout 10 s */
+    int port = http_server_port(s);
+    long off = log_size();
+    int fds[80];
+    char src[16];
+    for (int i = 0; i < 80; i++) {
+        snprintf(src, sizeof src, "127.0.0.%d", 2 + i % 5);
+        fds[i] = connect_from(src, port);
+        assert_int_equal(send(fds[i], "POST /webhooks/zoho/items HTTP/1.1\r\nHo", 38, 0), 38);
+    }
+    long long ms;
+    char *ans = NULL;
+    const char *b = "{\"item\":{\"item_id\":\"8001\"}}";
+    long st = timed(s, "POST", "/webhooks/zoho/items", b, 2000, &ms, NULL);
+    print_message("webhook under 80 slow connections: %ld in %lld ms\n", st, ms);
+    assert_int_equal(st, 202);
+    st = timed(s, "GET", "/health", NULL, 2000, &ms, &ans);
+    print_message("/health under 80 slow connections: %ld in %lld ms\n", st, ms);
+    assert_true(st == 200 || st == 503);
+    assert_non_null(strstr(ans, "\"status\""));
+    free(ans);
+    for (int i = 0; i < 80; i++)
+        close(fds[i]);
+    http_server_stop(s); /* writes the last summary */
+    config_loaded_free(&c2);
+    assert_int_equal(log_lines_with(off, "slow connections closed to keep room"), 1);
+}
+
+/* A client trickling its headers a byte at a time (never idle) is cut off
+ * at webhooks.request_timeout_seconds. */
+static void test_request_deadline(void **state)
+{
+    (void)state;
+    struct config_loaded c2;
+    struct http_server *s = start_side(&c2, 0, 0, 2, NULL);
+    int fd = connect_to(http_server_port(s));
+    const char *req = "POST /webhooks/zoho/items HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaa"
+                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    long long t0 = now_ms(), closed_at = 0;
+    for (size_t i = 0; i < strlen(req) && now_ms() - t0 < 6000; i++) {
+        if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1 || closed_within(fd, 250)) {
+            closed_at = now_ms() - t0;
+            break;
+        }
+    }
+    print_message("trickling client closed after %lld ms\n", closed_at);
+    assert_true(closed_at >= 1500 && closed_at <= 3500);
+    close(fd);
+    http_server_stop(s);
+    config_loaded_free(&c2);
+}
+
+/* /health answers within a second, "down" with the reason, while the table
+ * it reads is locked, even with scrapes of /metrics stuck on it too (they
+ * must not hold the listener's threads); all recover once the lock is gone. */
+static void test_health_db_hung(void **state)
+{
+    (void)state;
+    PGconn *locker = pgtest_connect();
+    pgtest_exec(locker, "BEGIN");
+    pgtest_exec(locker, "LOCK TABLE tds.engines IN ACCESS EXCLUSIVE MODE");
+    int scrapes[8];
+    const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 8; i++) {
+        scrapes[i] = connect_to(http_server_port(srv));
+        assert_int_equal(send(scrapes[i], get, strlen(get), 0), (ssize_t)strlen(get));
+    }
+    usleep(200 * 1000);
+    long long ms;
+    char *ans = NULL;
+    long st = timed(srv, "GET", "/health", NULL, 3000, &ms, &ans);
+    print_message("/health with tds.engines locked: %ld in %lld ms: %s\n", st, ms, ans);
+    assert_int_equal(st, 503);
+    assert_true(ms < 1000);
+    assert_non_null(strstr(ans, "did not answer"));
+    free(ans);
+    /* A second one while the first check is still stuck. */
+    st = timed(srv, "GET", "/health", NULL, 3000, &ms, NULL);
+    assert_int_equal(st, 503);
+    assert_true(ms < 1000);
+    pgtest_exec(locker, "ROLLBACK");
+    PQfinish(locker);
+    for (int i = 0; i < 8; i++) {
+        struct pollfd p = {.fd = scrapes[i], .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        char got[64] = {0};
+        assert_true(recv(scrapes[i], got, sizeof got - 1, 0) > 12);
+        assert_int_equal(strncmp(got, "HTTP/1.1 200", 12), 0);
+        close(scrapes[i]);
+    }
+    st = timed(srv, "GET", "/health", NULL, 3000, &ms, &ans);
+    assert_true(st == 200 || st == 503);
+    assert_null(strstr(ans, "did not answer"));
+    free(ans);
 }
 
 int main(void)
@@ -623,6 +954,12 @@ int main(void)
         cmocka_unit_test(test_database_unreachable),
         cmocka_unit_test(test_refuses_open_non_loopback),
         cmocka_unit_test(test_connection_limits),
+        cmocka_unit_test(test_secret_in_path),
+        cmocka_unit_test(test_unauthenticated_kept_small),
+        cmocka_unit_test(test_refusals_logged),
+        cmocka_unit_test(test_slowloris),
+        cmocka_unit_test(test_request_deadline),
+        cmocka_unit_test(test_health_db_hung),
         cmocka_unit_test(test_no_secrets_stored_or_logged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
