@@ -67,7 +67,7 @@ static int verify_items(struct sync_job *j, const struct entity_desc *d, struct 
         int rc = -1;
         for (int tries = 0; tries < 4; tries++) {
             rc = zoho_get_itemdetails(zc, (const char *const *)ids + at, k, &items, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
+            if (rc == 0 || !sync_zoho_again(&ze) || sync_job_stopping(j))
                 break;
             zoho_error_clear(&ze);
         }
@@ -117,7 +117,7 @@ static int verify_records(struct sync_job *j, const struct entity_desc *d, struc
         int rc = -1;
         for (int tries = 0; tries < 4; tries++) {
             rc = zoho_get_record(zc, d, ids[i], &rec, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze))
+            if (rc == 0 || !sync_zoho_again(&ze))
                 break;
             zoho_error_clear(&ze);
         }
