@@ -43,6 +43,11 @@ struct witem {
     bool replay;        /* a bulk item read again for the per-item path */
     bool mapped;
     char *fatal; /* cannot succeed: no handler, bad payload */
+    /* Its handler failed in the fast path: the replay records that failure
+     * instead of calling it again (one attempt, one call to Zoho). */
+    bool pre_failed;
+    enum item_result pre_res;
+    char *pre_why;
     bool done;   /* completed (or failed and recorded) */
     bool ok;
 };
@@ -324,6 +329,7 @@ static void free_items(struct witem *items, int n)
         if (items[i].mapped || items[i].rec.values)
             entity_record_free(&items[i].rec);
         free(items[i].fatal);
+        free(items[i].pre_why);
         free(items[i].payload_buf);
     }
     free(items);
@@ -571,8 +577,15 @@ static int apply_fast(struct worker *w, struct witem *items, int n)
         if (wi->fn == NULL || wi->done)
             continue;
         enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &err);
-        if (res != ITEM_OK)
+        if (res != ITEM_OK) {
+            if (!conn_bad(w->conn)) {
+                wi->pre_failed = true;
+                wi->pre_res = res;
+                wi->pre_why = err;
+                err = xasprintf("queue item %lld failed", wi->it.id);
+            }
             goto fail;
+        }
         wi->ok = true;
     }
     if (complete_custom(w, items, n, &err) != 0)
@@ -610,8 +623,11 @@ static int apply_slow(struct worker *w, struct witem *items, int n, char **why_o
         struct witem *wi = &items[i];
         if (atomic_load(&w->e->stop) && i > 0)
             break; /* the rest are released below, unstarted */
-        if (wi->fatal) {
-            if (record_failure(w, wi, wi->fatal, true, &err) != 0)
+        if (wi->fatal || wi->pre_failed) {
+            const char *why = wi->fatal         ? wi->fatal
+                              : wi->pre_why     ? wi->pre_why
+                                                : "handler failed without a message";
+            if (record_failure(w, wi, why, wi->fatal || wi->pre_res == ITEM_FATAL, &err) != 0)
                 goto fail;
             continue;
         }
