@@ -228,6 +228,48 @@ static void test_bad_item_fails_alone_retry_dlq(void **state)
     engine_clear_handlers();
 }
 
+/* A handler whose error text is not valid UTF-8 and far too long: stray
+ * bytes, then 3000 bytes of two-byte characters. */
+static int mojibake_calls;
+static enum item_result mojibake(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)c, (void)it, (void)arg;
+    __atomic_add_fetch(&mojibake_calls, 1, __ATOMIC_SEQ_CST);
+    struct strbuf sb = {0};
+    strbuf_puts(&sb, "upstream said \xff\xfe\xc3: ");
+    for (int i = 0; i < 1500; i++)
+        strbuf_puts(&sb, "\xd8\xb9"); /* U+0639 */
+    *err = strbuf_detach(&sb);
+    return ITEM_RETRY;
+}
+
+/*
+ * Errors never loop (issue 17 point 3): an error text PostgreSQL would
+ * refuse (invalid UTF-8, cut mid-character) is stored valid and bounded,
+ * so the item counts its attempts, one handler call each, and dead-letters.
+ * Before, the failure row was refused, the batch rolled back and the item
+ * was claimed again at once, forever.
+ */
+static void test_unstorable_error_dead_letters(void **state)
+{
+    (void)state;
+    engine_register_item_handler("mojibake", NULL, mojibake, NULL);
+    enq("mojibake", 31, "{}", 5, NULL);
+    struct engine *e = start_engine(&cl, "tq-utf8");
+    long long dead = wait_scalar(
+        db, "SELECT count(*) FROM tds.dead_letter WHERE entity_type = 'mojibake'", 1, 15000);
+    stop_engine(e);
+    engine_clear_handlers();
+    assert_int_equal(dead, 1);
+    assert_int_equal(__atomic_load_n(&mojibake_calls, __ATOMIC_SEQ_CST), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'mojibake' AND attempts = 3"
+                                       " AND failure_reason LIKE 'upstream said \uFFFD\uFFFD\uFFFD: \u0639%'"
+                                       " AND octet_length(failure_reason) < 2100"
+                                       " AND failure_reason LIKE '%\u0639...%'"),
+                     1);
+}
+
 static void test_move_to_dlq_and_retry_now(void **state)
 {
     (void)state;
@@ -642,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_fold),
         cmocka_unit_test(test_apply_and_newer_wins),
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
+        cmocka_unit_test(test_unstorable_error_dead_letters),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
         cmocka_unit_test(test_payload_homes),
         cmocka_unit_test(test_new_record_race),
