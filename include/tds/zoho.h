@@ -18,8 +18,9 @@
  * Retries happen at one level (issue 17).  Inside one call the client
  * retries what may pass by itself: no answer, a timeout, a 5xx, a 429, a
  * truncated or malformed body (exponential backoff with full jitter), up to
- * max_attempts requests (default 6; plus one after a token refresh on a
- * 401).  What Zoho refused (another 4xx with its code: 400 code 4, 404 code
+ * max_attempts requests (ZOHO_DEFAULT_MAX_ATTEMPTS, 8: the one level
+ * carries the whole budget, so that 40% of random faults still fail a call
+ * only once in ~700; plus one request after a token refresh on a 401).  What Zoho refused (another 4xx with its code: 400 code 4, 404 code
  * 1002, a 401 again after the refresh) fails at once, after one request.
  * When the client gives up it sets e->retried, and its callers do not call
  * again: a sync job fails the page (and the run), a queue item counts one
@@ -85,11 +86,12 @@ void zoho_error_clear(struct zoho_error *e);
 /* "GET /items page 3: HTTP 400 code 2: Invalid value..." (caller frees). */
 char *zoho_error_format(const struct zoho_error *e);
 
+#define ZOHO_DEFAULT_MAX_ATTEMPTS 8
 /* Client tuning that is not in tds.yaml (tests, benchmarks, the engine). */
 struct zoho_client_opts {
     const char *instance;       /* engine instance name for tds.api_usage; NULL: host-pid */
     bool no_db;                 /* in-process coordination only (no fleet) */
-    int max_attempts;           /* per call; 0: 6 */
+    int max_attempts;           /* per call; 0: ZOHO_DEFAULT_MAX_ATTEMPTS */
     int backoff_base_ms;        /* 0: 500 */
     int backoff_max_ms;         /* 0: 30000 */
     int mint_limit;             /* tokens per mint window; 0: 10 */

@@ -166,7 +166,7 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
     if (opts != NULL)
         zc->opts = *opts;
     if (zc->opts.max_attempts <= 0)
-        zc->opts.max_attempts = 6;
+        zc->opts.max_attempts = ZOHO_DEFAULT_MAX_ATTEMPTS;
     if (zc->opts.backoff_base_ms <= 0)
         zc->opts.backoff_base_ms = 500;
     if (zc->opts.backoff_max_ms <= 0)
