@@ -12,6 +12,12 @@
  * rolled back and the batch is replayed item by item under savepoints,
  * payloads mapped by zoho/map.c, so one bad item fails alone (attempt
  * counted, backoff scheduled, or dead-lettered with map.c's reason).
+ * Items of registered handlers (a refetch from Zoho) run under a savepoint
+ * each already in the fast path, so one that fails fails alone there, and
+ * no handler is called twice for one attempt.  Failures never loop: the
+ * text stored is valid UTF-8 and bounded (utf8_truncate), a text PostgreSQL
+ * still refuses is replaced by the refusal, and a batch that fails in the
+ * database counts an attempt for each of its items (see record_failure).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,17 +582,32 @@ static int apply_fast(struct worker *w, struct witem *items, int n)
         struct witem *wi = &items[i];
         if (wi->fn == NULL || wi->done)
             continue;
-        enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &err);
-        if (res != ITEM_OK) {
-            if (!conn_bad(w->conn)) {
-                wi->pre_failed = true;
-                wi->pre_res = res;
-                wi->pre_why = err;
-                err = xasprintf("queue item %lld failed", wi->it.id);
-            }
+        /* Under a savepoint: a handler that fails (a refetch Zoho refused)
+         * fails alone, and the others are not replayed (and refetched). */
+        if (db_cmd(w->conn, "SAVEPOINT handler", 0, NULL, &err) != 0)
+            goto fail;
+        char *why = NULL;
+        enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &why);
+        if (res == ITEM_OK) {
+            free(why);
+            wi->ok = true;
+            if (db_cmd(w->conn, "RELEASE SAVEPOINT handler", 0, NULL, &err) != 0)
+                goto fail;
+            continue;
+        }
+        if (conn_bad(w->conn)) {
+            err = why;
             goto fail;
         }
-        wi->ok = true;
+        /* Should the batch be replayed after all, the replay records this
+         * failure instead of calling the handler again. */
+        wi->pre_failed = true;
+        wi->pre_res = res;
+        wi->pre_why = why;
+        if (db_cmd(w->conn, "ROLLBACK TO SAVEPOINT handler", 0, NULL, &err) != 0 ||
+            record_failure(w, wi, why ? why : "handler failed without a message",
+                           res == ITEM_FATAL, &err) != 0)
+            goto fail;
     }
     if (complete_custom(w, items, n, &err) != 0)
         goto fail;

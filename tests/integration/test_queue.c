@@ -119,10 +119,15 @@ static void test_apply_and_newer_wins(void **state)
     stop_engine(e);
 }
 
-/* A handler for entity "flaky": fails for ids ending in 3, fatal for ids ending in 4. */
+/* A handler for entity "flaky": fails for ids ending in 3, fatal for ids ending in 4.
+ * flaky_calls[id]: how often it was called for id (below 100). */
+static int flaky_calls[100];
 static enum item_result flaky(PGconn *c, const struct queue_item *it, void *arg, char **err)
 {
     (void)arg;
+    long id = strtol(it->zoho_id, NULL, 10);
+    if (id >= 0 && id < 100)
+        __atomic_add_fetch(&flaky_calls[id], 1, __ATOMIC_SEQ_CST);
     size_t n = strlen(it->zoho_id);
     char last = it->zoho_id[n - 1];
     const char *p[] = {it->zoho_id};
@@ -193,6 +198,9 @@ static void test_bad_item_fails_alone_retry_dlq(void **state)
         pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.deadletter.added'"),
         4);
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id = '13'"), 0);
+    /* one handler call per attempt */
+    for (int i = 10; i <= 14; i++)
+        assert_int_equal(__atomic_load_n(&flaky_calls[i], __ATOMIC_SEQ_CST), i == 13 ? 3 : 1);
 
     /* DLQ: retry one (now the handler lets it through), retry matching, discard */
     engine_clear_handlers();
@@ -268,6 +276,36 @@ static void test_unstorable_error_dead_letters(void **state)
                                        " AND octet_length(failure_reason) < 2100"
                                        " AND failure_reason LIKE '%\u0639...%'"),
                      1);
+}
+
+/*
+ * A batch of handler items (refetches) where one fails: it fails alone, and
+ * the others are called once, not again by a replay of the batch (for a
+ * refetch, a second Zoho call per item for every attempt of the bad one).
+ */
+static void test_handler_fails_alone(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE TABLE IF NOT EXISTS flaky_applied (id text)");
+    engine_register_item_handler("flaky", NULL, flaky, NULL);
+    enq("flaky", 50, "{}", 5, NULL);
+    enq("flaky", 51, "{}", 5, NULL);
+    enq("flaky", 53, "{}", 5, NULL);
+    struct engine *e = start_engine(&cl, "tq-alone");
+    long long dead =
+        wait_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '53'", 1, 15000);
+    stop_engine(e);
+    engine_clear_handlers();
+    assert_int_equal(dead, 1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue WHERE zoho_id IN"
+                                       " ('50', '51') AND status = 'completed'"),
+                     2);
+    assert_int_equal(__atomic_load_n(&flaky_calls[50], __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(__atomic_load_n(&flaky_calls[51], __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(__atomic_load_n(&flaky_calls[53], __ATOMIC_SEQ_CST), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id IN"
+                                       " ('50', '51', '53')"),
+                     2);
 }
 
 static void test_move_to_dlq_and_retry_now(void **state)
@@ -685,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_apply_and_newer_wins),
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
         cmocka_unit_test(test_unstorable_error_dead_letters),
+        cmocka_unit_test(test_handler_fails_alone),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
         cmocka_unit_test(test_payload_homes),
         cmocka_unit_test(test_new_record_race),
