@@ -7,7 +7,11 @@
  * (tds.queue_payloads, or a row's own), a record appearing while a batch
  * writes it, pause and resume; the bulk apply
  * (payloads mapped in SQL) storing exactly what map.c stores, and which
- * items go to the refetch handler.
+ * items go to the refetch handler; errors never loop (issue 17 point 3): an
+ * error text PostgreSQL would refuse is stored valid and bounded, a refused
+ * failure row or a batch that always fails in the database still counts
+ * the attempts and dead-letters, and a handler that fails fails alone, one
+ * call per attempt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +310,64 @@ static void test_handler_fails_alone(void **state)
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id IN"
                                        " ('50', '51', '53')"),
                      2);
+}
+
+static enum item_result poison(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)c, (void)arg;
+    *err = xstrdup("poison: refused by the trigger");
+    return str_eq(it->entity_type, "poison") ? ITEM_RETRY : ITEM_OK;
+}
+
+/*
+ * Every failure path is bounded (issue 17 point 3), even those the worker
+ * does not expect: a failure text PostgreSQL refuses (here a trigger) is
+ * replaced by the refusal and counted; a batch that fails in the database
+ * whatever the items do (here the run's counters) counts an attempt for
+ * each item.  Both dead-letter after their 3 attempts; before, each was
+ * claimed again at once, forever.
+ */
+static void test_failures_never_loop(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN IF TG_TABLE_NAME = 'sync_runs' THEN"
+                    " RAISE EXCEPTION 'refused by a test trigger'; END IF;"
+                    " IF NEW.last_error LIKE 'poison%' THEN"
+                    " RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$;"
+                    " CREATE TRIGGER refuse BEFORE UPDATE ON tds.sync_queue FOR EACH ROW"
+                    " EXECUTE FUNCTION refuse();"
+                    " CREATE TRIGGER refuse BEFORE UPDATE ON tds.sync_runs FOR EACH ROW"
+                    " WHEN (NEW.config ? 'poison') EXECUTE FUNCTION refuse()");
+    long long run = pgtest_scalar(db, "INSERT INTO tds.sync_runs (run_type, trigger, status,"
+                                      " config) VALUES ('items', 'cli', 'completed',"
+                                      " '{\"poison\": true}') RETURNING id");
+    engine_register_item_handler("poison", NULL, poison, NULL);
+    engine_register_item_handler("runpoison", NULL, poison, NULL);
+    enq("poison", 61, "{}", 5, NULL);
+    struct queue_enqueue_opts o = {.max_attempts = 3, .run_id = run};
+    char *err = NULL;
+    if (queue_enqueue(db, "runpoison", "62", QOP_UPSERT, "{}", &o, NULL, &err) != 0)
+        fail_msg("enqueue: %s", err);
+    struct engine *e = start_engine(&cl, "tq-loop");
+    long long dead = wait_scalar(
+        db, "SELECT count(*) FROM tds.dead_letter WHERE entity_type IN ('poison', 'runpoison')", 2,
+        20000);
+    stop_engine(e);
+    engine_clear_handlers();
+    pgtest_exec(db, "DROP TRIGGER refuse ON tds.sync_queue; DROP TRIGGER refuse ON tds.sync_runs;"
+                    " DROP FUNCTION refuse()");
+    assert_int_equal(dead, 2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'poison' AND attempts = 3"
+                                       " AND failure_reason LIKE 'the error could not be recorded"
+                                       " (%refused by a test trigger%'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'runpoison' AND attempts = 3"
+                                       " AND failure_reason LIKE 'the batch could not be applied:"
+                                       " %refused by a test trigger%'"),
+                     1);
 }
 
 static void test_move_to_dlq_and_retry_now(void **state)
@@ -724,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
         cmocka_unit_test(test_unstorable_error_dead_letters),
         cmocka_unit_test(test_handler_fails_alone),
+        cmocka_unit_test(test_failures_never_loop),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
         cmocka_unit_test(test_payload_homes),
         cmocka_unit_test(test_new_record_race),
