@@ -742,10 +742,14 @@ static void count_batch_failure(struct worker *w, struct witem *items, int n, co
 {
     char *text = xasprintf("the batch could not be applied: %s", why);
     for (int i = 0; i < n; i++) {
-        if (items[i].done)
+        struct witem *wi = &items[i];
+        if (wi->done)
             continue;
+        /* An item that had failed on its own keeps its own reason. */
+        const char *t = wi->fatal ? wi->fatal : wi->pre_failed && wi->pre_why ? wi->pre_why : text;
+        bool fatal = wi->fatal || (wi->pre_failed && wi->pre_res == ITEM_FATAL);
         char *err = NULL;
-        if (record_failure(w, &items[i], text, false, &err) != 0) {
+        if (record_failure(w, wi, t, fatal, &err) != 0) {
             log_warn("cannot record the failure of queue item %lld: %s", items[i].it.id, err);
             free(err);
             break;
