@@ -65,6 +65,19 @@ size_t str_edit_distance(const char *a, const char *b);
 /* Constant-time comparison of two byte strings (lengths may differ). */
 bool str_consttime_eq(const char *a, size_t alen, const char *b, size_t blen);
 
+/*
+ * UTF-8.  utf8_char_len: the length of the well-formed UTF-8 character at s
+ * (n bytes left), or 0 when the bytes there are not one (a stray
+ * continuation byte, an overlong form, a surrogate, above U+10FFFF, or cut
+ * short).  utf8_truncate: the one way tds shortens a text it stores or
+ * shows: a copy of s (NULL: "") of at most max bytes that is valid UTF-8,
+ * every byte that does not begin a well-formed character replaced by
+ * U+FFFD and the text cut on a character boundary; *cut (may be NULL) says
+ * whether anything was left out.  Caller frees.  Can't fail.
+ */
+size_t utf8_char_len(const char *s, size_t n);
+char *utf8_truncate(const char *s, size_t max, bool *cut);
+
 /* Monotonic and wall clocks in milliseconds. */
 long long time_mono_ms(void);
 long long time_wall_ms(void);

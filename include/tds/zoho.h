@@ -11,8 +11,23 @@
  * it, which the caller charges to the run that made them.
  *
  * Every call returns 0 on success or -1 with a struct zoho_error filled in;
- * errors name the endpoint and page, carry Zoho's code and message, and
- * never contain a token or a secret.
+ * errors name the endpoint and page, carry Zoho's code and message (valid
+ * UTF-8, cut on a character boundary, at most ZOHO_ERROR_MAX bytes: they are
+ * stored as they are), and never contain a token or a secret.
+ *
+ * Retries happen at one level (issue 17).  Inside one call the client
+ * retries what may pass by itself: no answer, a timeout, a 5xx, a 429, a
+ * truncated or malformed body (exponential backoff with full jitter), up to
+ * max_attempts requests (ZOHO_DEFAULT_MAX_ATTEMPTS, 8: the one level
+ * carries the whole budget, so that 40% of random faults still fail a call
+ * only once in ~700; plus one request after a token refresh on a 401).  What Zoho refused (another 4xx with its code: 400 code 4, 404 code
+ * 1002, a 401 again after the refresh) fails at once, after one request.
+ * When the client gives up it sets e->retried, and its callers do not call
+ * again: a sync job fails the page (and the run), a queue item counts one
+ * failed attempt and is retried with the queue's backoff (engine.retry)
+ * until its max_attempts, then dead-lettered with the error (Zoho's code
+ * in it).  So one call costs at most max_attempts + 1 requests, and one
+ * queue item at most max_attempts (queue) x that.
  */
 #ifndef TDS_ZOHO_H
 #define TDS_ZOHO_H
@@ -62,6 +77,8 @@ struct zoho_error {
     char *endpoint;         /* "GET /items", owned, or NULL */
     int page;               /* 0 when not a list page */
     long long retry_after_ms; /* for RATE_DAY / MINT_LIMIT: when trying again makes sense */
+    bool retried;           /* the client retried this call already (its attempts ran out,
+                               or the token layer's did): its caller does not call again */
 };
 
 /* Frees the strings of e and zeroes it; e may be zeroed already.  Can't fail. */
@@ -69,11 +86,12 @@ void zoho_error_clear(struct zoho_error *e);
 /* "GET /items page 3: HTTP 400 code 2: Invalid value..." (caller frees). */
 char *zoho_error_format(const struct zoho_error *e);
 
+#define ZOHO_DEFAULT_MAX_ATTEMPTS 8
 /* Client tuning that is not in tds.yaml (tests, benchmarks, the engine). */
 struct zoho_client_opts {
     const char *instance;       /* engine instance name for tds.api_usage; NULL: host-pid */
     bool no_db;                 /* in-process coordination only (no fleet) */
-    int max_attempts;           /* per call; 0: 6 */
+    int max_attempts;           /* per call; 0: ZOHO_DEFAULT_MAX_ATTEMPTS */
     int backoff_base_ms;        /* 0: 500 */
     int backoff_max_ms;         /* 0: 30000 */
     int mint_limit;             /* tokens per mint window; 0: 10 */

@@ -281,6 +281,46 @@ bool str_consttime_eq(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
+size_t utf8_char_len(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    if (n == 0)
+        return 0;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] < 0xc2 || s[0] > 0xf4)
+        return 0;
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    /* The second byte's range (Unicode table 3-7) rules out overlong
+     * forms, surrogates and code points above U+10FFFF. */
+    unsigned char lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : 0xbf;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+char *utf8_truncate(const char *s, size_t max, bool *cut)
+{
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    struct strbuf sb = {0};
+    size_t n = s ? strlen(s) : 0, i = 0;
+    while (i < n) {
+        size_t k = utf8_char_len(s + i, n - i);
+        size_t out = k ? k : sizeof replacement - 1;
+        if (sb.len + out > max)
+            break;
+        strbuf_append(&sb, k ? s + i : replacement, out);
+        i += k ? k : 1;
+    }
+    if (cut != NULL)
+        *cut = i < n;
+    return strbuf_detach(&sb);
+}
+
 long long time_mono_ms(void)
 {
     struct timespec ts;

@@ -143,7 +143,7 @@ int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, s
         int rc = -1;
         for (int tries = 0; tries < 3; tries++) {
             rc = zoho_get_image(zconn, ids[i], &b, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze))
+            if (rc == 0 || !sync_zoho_again(&ze))
                 break;
             zoho_error_clear(&ze);
         }

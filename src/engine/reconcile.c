@@ -70,7 +70,7 @@ static int verify_items(struct sync_job *j, const struct entity_desc *d, struct 
         int rc = -1;
         for (int tries = 0; tries < 4; tries++) {
             rc = zoho_get_itemdetails(zc, (const char *const *)ids + at, k, &items, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
+            if (rc == 0 || !sync_zoho_again(&ze) || sync_job_stopping(j))
                 break;
             zoho_error_clear(&ze);
         }

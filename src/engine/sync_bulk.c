@@ -862,7 +862,7 @@ static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const 
         int rc = -1;
         for (int tries = 0; tries < OUTER_TRIES; tries++) {
             rc = zoho_get_itemdetails(zc, (const char *const *)ids + at, n, &items, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(j))
+            if (rc == 0 || !sync_zoho_again(&ze) || sync_job_stopping(j))
                 break;
             zoho_error_clear(&ze);
             nap_ms(1000L * (tries + 1));
@@ -1021,6 +1021,11 @@ static void page_join(struct bpage *a, struct bpage *b)
     page_free(b);
 }
 
+bool sync_zoho_again(const struct zoho_error *e)
+{
+    return !e->retried && sync_zoho_transient(e);
+}
+
 bool sync_zoho_transient(const struct zoho_error *e)
 {
     switch (e->kind) {
@@ -1099,7 +1104,7 @@ static void *list_main(void *arg)
         struct zoho_error ze = {0};
         int rc = zoho_pager_next(l->pg, &recs, NULL, &ze);
         if (rc < 0) {
-            if (sync_zoho_transient(&ze) && ++tries < OUTER_TRIES && !sync_job_stopping(f->j)) {
+            if (sync_zoho_again(&ze) && ++tries < OUTER_TRIES && !sync_job_stopping(f->j)) {
                 char *m = zoho_error_format(&ze);
                 log_warn("run %lld: %s (trying the page again)", f->j->run_id, m);
                 free(m);
@@ -1239,7 +1244,7 @@ static char *fetch_ids(struct fetcher *f)
         int rc = -1;
         for (int tries = 0; tries < OUTER_TRIES; tries++) {
             rc = zoho_get_itemdetails(f->zc, (const char *const *)o->ids + at, n, &items, &ze);
-            if (rc == 0 || !sync_zoho_transient(&ze) || sync_job_stopping(f->j))
+            if (rc == 0 || !sync_zoho_again(&ze) || sync_job_stopping(f->j))
                 break;
             zoho_error_clear(&ze);
             nap_ms(1000L * (tries + 1));

@@ -58,8 +58,12 @@ void sync_job_count(struct sync_job *j, long long total, long long succeeded, lo
 int sync_dlq_record(struct sync_job *j, const struct entity_desc *d, const char *zoho_id,
                     const char *payload, const char *reason, char **err) TDS_MUST_CHECK;
 
-/* True when a Zoho call failed in a way worth another round of the
- * client's own retries (5xx, network, truncated answers, 429 storms). */
+/* True when a Zoho call failed in a way that may pass with time (5xx,
+ * network, truncated answers, 429 storms): asked again by a later run. */
 bool sync_zoho_transient(const struct zoho_error *e);
+/* True when the same call may be made again at once: transient, and not
+ * retried by the client already (retries happen at one level, see
+ * tds/zoho.h; so in practice only when the client made no attempt). */
+bool sync_zoho_again(const struct zoho_error *e);
 
 #endif

@@ -12,6 +12,12 @@
  * rolled back and the batch is replayed item by item under savepoints,
  * payloads mapped by zoho/map.c, so one bad item fails alone (attempt
  * counted, backoff scheduled, or dead-lettered with map.c's reason).
+ * Items of registered handlers (a refetch from Zoho) run under a savepoint
+ * each already in the fast path, so one that fails fails alone there, and
+ * no handler is called twice for one attempt.  Failures never loop: the
+ * text stored is valid UTF-8 and bounded (utf8_truncate), a text PostgreSQL
+ * still refuses is replaced by the refusal, and a batch that fails in the
+ * database counts an attempt for each of its items (see record_failure).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +49,11 @@ struct witem {
     bool replay;        /* a bulk item read again for the per-item path */
     bool mapped;
     char *fatal; /* cannot succeed: no handler, bad payload */
+    /* Its handler failed in the fast path: the replay records that failure
+     * instead of calling it again (one attempt, one call to Zoho). */
+    bool pre_failed;
+    enum item_result pre_res;
+    char *pre_why;
     bool done;   /* completed (or failed and recorded) */
     bool ok;
 };
@@ -324,6 +335,7 @@ static void free_items(struct witem *items, int n)
         if (items[i].mapped || items[i].rec.values)
             entity_record_free(&items[i].rec);
         free(items[i].fatal);
+        free(items[i].pre_why);
         free(items[i].payload_buf);
     }
     free(items);
@@ -434,20 +446,61 @@ static long long backoff_for(struct worker *w, const struct witem *wi)
     return queue_backoff_ms(wi->it.attempts + 1, base, cap, &w->seed);
 }
 
-/* Records a failure of wi (fatal: straight to the DLQ).  0 or -1 (SQL). */
+/* The longest error text kept for a queue item or a dead letter (bytes). */
+#define FAILURE_TEXT_MAX 2000
+
+/* queue_fail_item under a savepoint when in a transaction (so a refused
+ * row can be written again), else on its own.  0 or -1 (SQL). */
+static int fail_item(struct worker *w, struct witem *wi, const char *text, bool fatal,
+                     bool in_tx, bool *dead, char **err)
+{
+    if (in_tx && db_cmd(w->conn, "SAVEPOINT failure", 0, NULL, err) != 0)
+        return -1;
+    if (queue_fail_item(w->conn, &wi->it, w->holder, text, fatal,
+                        fatal ? 0 : backoff_for(w, wi), dead, err) != 0) {
+        if (in_tx && !conn_bad(w->conn))
+            PQclear(PQexec(w->conn, "ROLLBACK TO SAVEPOINT failure"));
+        return -1;
+    }
+    return in_tx ? db_cmd(w->conn, "RELEASE SAVEPOINT failure", 0, NULL, err) : 0;
+}
+
+/*
+ * Records a failure of wi (fatal: straight to the DLQ).  What is stored is
+ * valid UTF-8 and at most FAILURE_TEXT_MAX bytes, whatever the handler
+ * said; and should PostgreSQL still refuse the text, its refusal is stored
+ * instead, so the attempt is counted all the same: an item that cannot
+ * succeed reaches the DLQ after its attempts, never loops.  0 or -1 (SQL).
+ */
 static int record_failure(struct worker *w, struct witem *wi, const char *why, bool fatal,
                           char **err)
 {
-    bool dead = false;
-    if (queue_fail_item(w->conn, &wi->it, w->holder, why, fatal, fatal ? 0 : backoff_for(w, wi),
-                        &dead, err) != 0)
+    bool cut, dead = false;
+    char *t = utf8_truncate(why, FAILURE_TEXT_MAX, &cut);
+    char *text = xasprintf("%s%s", t, cut ? "..." : "");
+    free(t);
+    bool in_tx = PQtransactionStatus(w->conn) == PQTRANS_INTRANS;
+    int rc = fail_item(w, wi, text, fatal, in_tx, &dead, err);
+    if (rc != 0 && !conn_bad(w->conn)) {
+        char *pg = utf8_truncate(*err, 300, NULL);
+        free(*err);
+        *err = NULL;
+        free(text);
+        text = xasprintf("the error could not be recorded (%s)", pg);
+        free(pg);
+        rc = fail_item(w, wi, text, fatal, in_tx, &dead, err);
+    }
+    if (rc != 0) {
+        free(text);
         return -1;
+    }
     if (dead)
         log_warn("queue %lld (%s %s): dead-lettered: %s", wi->it.id, wi->it.entity_type,
-                 wi->it.zoho_id, why);
+                 wi->it.zoho_id, text);
     else
         log_info("queue %lld (%s %s): attempt %d failed, will retry: %s", wi->it.id,
-                 wi->it.entity_type, wi->it.zoho_id, wi->it.attempts + 1, why);
+                 wi->it.entity_type, wi->it.zoho_id, wi->it.attempts + 1, text);
+    free(text);
     wi->done = true;
     wi->ok = false;
     return 0;
@@ -529,10 +582,32 @@ static int apply_fast(struct worker *w, struct witem *items, int n)
         struct witem *wi = &items[i];
         if (wi->fn == NULL || wi->done)
             continue;
-        enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &err);
-        if (res != ITEM_OK)
+        /* Under a savepoint: a handler that fails (a refetch Zoho refused)
+         * fails alone, and the others are not replayed (and refetched). */
+        if (db_cmd(w->conn, "SAVEPOINT handler", 0, NULL, &err) != 0)
             goto fail;
-        wi->ok = true;
+        char *why = NULL;
+        enum item_result res = wi->fn(w->conn, &wi->it, wi->arg, &why);
+        if (res == ITEM_OK) {
+            free(why);
+            wi->ok = true;
+            if (db_cmd(w->conn, "RELEASE SAVEPOINT handler", 0, NULL, &err) != 0)
+                goto fail;
+            continue;
+        }
+        if (conn_bad(w->conn)) {
+            err = why;
+            goto fail;
+        }
+        /* Should the batch be replayed after all, the replay records this
+         * failure instead of calling the handler again. */
+        wi->pre_failed = true;
+        wi->pre_res = res;
+        wi->pre_why = why;
+        if (db_cmd(w->conn, "ROLLBACK TO SAVEPOINT handler", 0, NULL, &err) != 0 ||
+            record_failure(w, wi, why ? why : "handler failed without a message",
+                           res == ITEM_FATAL, &err) != 0)
+            goto fail;
     }
     if (complete_custom(w, items, n, &err) != 0)
         goto fail;
@@ -558,8 +633,9 @@ fail:
     return 1;
 }
 
-/* The slow path: each item under a savepoint.  0, or -1 (connection or SQL failure). */
-static int apply_slow(struct worker *w, struct witem *items, int n)
+/* The slow path: each item under a savepoint.  0, or -1 (connection or SQL
+ * failure; *why, caller frees, says what failed). */
+static int apply_slow(struct worker *w, struct witem *items, int n, char **why_out)
 {
     char *err = NULL;
     if (begin_apply(w, &err) != 0 || map_bulk_items(w, items, n, &err) != 0)
@@ -568,8 +644,11 @@ static int apply_slow(struct worker *w, struct witem *items, int n)
         struct witem *wi = &items[i];
         if (atomic_load(&w->e->stop) && i > 0)
             break; /* the rest are released below, unstarted */
-        if (wi->fatal) {
-            if (record_failure(w, wi, wi->fatal, true, &err) != 0)
+        if (wi->fatal || wi->pre_failed) {
+            const char *why = wi->fatal         ? wi->fatal
+                              : wi->pre_why     ? wi->pre_why
+                                                : "handler failed without a message";
+            if (record_failure(w, wi, why, wi->fatal || wi->pre_res == ITEM_FATAL, &err) != 0)
                 goto fail;
             continue;
         }
@@ -620,7 +699,7 @@ static int apply_slow(struct worker *w, struct witem *items, int n)
     return 0;
 fail:
     log_warn("batch rolled back: %s", err ? err : "?");
-    free(err);
+    *why_out = err ? err : xstrdup("?");
     if (!conn_bad(w->conn))
         db_rollback(w->conn);
     for (int i = 0; i < n; i++)
@@ -653,18 +732,51 @@ static void release(struct worker *w, struct witem *items, int n)
     free(ids);
 }
 
+/*
+ * After a batch that failed with the connection still up (an SQL error that
+ * the per-item savepoints did not contain): each item not done counts a
+ * failed attempt, on its own, so a batch that always fails ends in the DLQ
+ * after the items' attempts instead of being claimed again forever.
+ */
+static void count_batch_failure(struct worker *w, struct witem *items, int n, const char *why)
+{
+    char *text = xasprintf("the batch could not be applied: %s", why);
+    for (int i = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        if (wi->done)
+            continue;
+        /* An item that had failed on its own keeps its own reason. */
+        const char *t = wi->fatal ? wi->fatal : wi->pre_failed && wi->pre_why ? wi->pre_why : text;
+        bool fatal = wi->fatal || (wi->pre_failed && wi->pre_res == ITEM_FATAL);
+        char *err = NULL;
+        if (record_failure(w, wi, t, fatal, &err) != 0) {
+            log_warn("cannot record the failure of queue item %lld: %s", items[i].it.id, err);
+            free(err);
+            break;
+        }
+    }
+    free(text);
+}
+
 static void process(struct worker *w, struct witem *items, int n)
 {
     prepare(items, n);
+    char *why = NULL;
     int rc = apply_fast(w, items, n);
     if (rc == 1)
-        rc = apply_slow(w, items, n);
+        rc = apply_slow(w, items, n, &why);
     if (rc != 0) {
+        bool lost = conn_bad(w->conn);
         w->conn = engine_db_recover(w->e, w->conn);
         w->async = NULL; /* a new connection may sit at the old address */
-        if (w->conn == NULL)
+        if (w->conn == NULL) {
+            free(why);
             return;
+        }
+        if (!lost && why != NULL)
+            count_batch_failure(w, items, n, why);
     }
+    free(why);
     long long ok = 0, bad = 0;
     for (int i = 0; i < n; i++) {
         if (items[i].done && items[i].ok)

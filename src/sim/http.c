@@ -42,19 +42,31 @@ enum fault {
     F_HTML,
     F_CTYPE,
     F_RESET,
+    F_LONGERROR,
     F_SLOW,
     F_OAUTH500,
+    F_TRUNCPAGE,
     F_KINDS
 };
 
-static const char *const fault_names[F_KINDS] = {"500",       "429",  "timeout", "truncate",
-                                                 "malformed", "html", "ctype",   "reset",
-                                                 "slow",      "oauth500"};
+static const char *const fault_names[F_KINDS] = {
+    "500",   "429",   "timeout",   "truncate", "malformed", "html",
+    "ctype", "reset", "longerror", "slow",     "oauth500",  "truncpage"};
 
 struct fault_spec {
     double share[F_KINDS];
-    long param[F_KINDS]; /* ms for slow and timeout */
+    long param[F_KINDS]; /* ms for slow and timeout; the page for truncpage */
 };
+
+/*
+ * The longerror fault's message: Zoho's code 4 ("invalid value") in Arabic,
+ * with emoji, 397 bytes, so that byte 300 falls inside a character (the
+ * four-byte U+1F4E6): a client that cuts it by bytes stores invalid UTF-8.
+ */
+#define LONG_PART "\u0642\u064a\u0645\u0629 \u063a\u064a\u0631 \u0635\u0627\u0644\u062d\u0629 \u0644\u0644\u062d\u0642\u0644 sku \U0001F4E6"
+static const char long_error[] = "Invalid value passed: " LONG_PART " " LONG_PART " " LONG_PART
+                                 " " LONG_PART " " LONG_PART " " LONG_PART " " LONG_PART
+                                 " " LONG_PART;
 
 static struct {
     pthread_mutex_t mu;
@@ -68,6 +80,7 @@ static bool fault_parse(const char *spec, struct fault_spec *out, char **err)
     memset(out, 0, sizeof(*out));
     out->param[F_SLOW] = 1500;
     out->param[F_TIMEOUT] = 60000;
+    out->param[F_TRUNCPAGE] = 2;
     if (!spec || !*spec)
         return true;
     char *copy = xstrdup(spec), *save = NULL;
@@ -85,7 +98,7 @@ static bool fault_parse(const char *spec, struct fault_spec *out, char **err)
                 k = i;
         if (k < 0) {
             *err = xasprintf("--faults: unknown kind \"%s\" (500, 429, slow, timeout, truncate, "
-                             "malformed, html, ctype, reset, oauth500)",
+                             "malformed, html, ctype, reset, longerror, oauth500, truncpage)",
                              tok);
             free(copy);
             return false;
@@ -104,7 +117,9 @@ static bool fault_parse(const char *spec, struct fault_spec *out, char **err)
         if (colon) {
             long long ms;
             if (!str_to_ll(colon + 1, &ms) || ms < 0 || ms > 3600000) {
-                *err = xasprintf("--faults: parameter of \"%s\" must be milliseconds", tok);
+                *err = xasprintf("--faults: parameter of \"%s\" must be milliseconds (a page "
+                                 "for truncpage)",
+                                 tok);
                 free(copy);
                 return false;
             }
@@ -131,7 +146,7 @@ static enum fault fault_draw(bool *slow, long *slow_ms, long *timeout_ms)
     *timeout_ms = flt.spec.param[F_TIMEOUT];
     enum fault f = F_NONE;
     double acc = 0;
-    for (int k = F_500; k <= F_RESET; k++) {
+    for (int k = F_500; k <= F_LONGERROR; k++) {
         acc += flt.spec.share[k];
         if (u2 < acc) {
             f = (enum fault)k;
@@ -144,6 +159,19 @@ static enum fault fault_draw(bool *slow, long *slow_ms, long *timeout_ms)
         flt.hits[f]++;
     pthread_mutex_unlock(&flt.mu);
     return f;
+}
+
+/* truncpage: whether this list page (always drawn on its own, and only
+ * when the fault is on and the page is the one named) arrives truncated. */
+static bool truncpage_fault(long page)
+{
+    pthread_mutex_lock(&flt.mu);
+    bool hit = flt.spec.share[F_TRUNCPAGE] > 0 && page == flt.spec.param[F_TRUNCPAGE] &&
+               sim_rng_unit(&flt.rng) < flt.spec.share[F_TRUNCPAGE];
+    if (hit)
+        flt.hits[F_TRUNCPAGE]++;
+    pthread_mutex_unlock(&flt.mu);
+    return hit;
 }
 
 static bool oauth_fault(void)
@@ -763,6 +791,8 @@ static enum MHD_Result api_list(struct MHD_Connection *c, struct req *rq, const 
     sim_json_string(&sb, applied);
     strbuf_printf(&sb, ",\"custom_fields\":[],\"sort_column\":\"%s\",\"sort_order\":\"%s\"}}",
                   q.by_lmt ? "last_modified_time" : "created_time", q.desc ? "D" : "A");
+    if (truncpage_fault(q.page))
+        rq->fault = F_TRUNCATE;
     return send_json(c, rq, 200, &sb);
 }
 
@@ -849,6 +879,8 @@ static enum MHD_Result api_serve(struct MHD_Connection *c, struct req *rq, const
                           "For security reasons your organization has been blocked as it have "
                           "exceeded the maximum number of requests per minute that can "
                           "originate from an organization.");
+    case F_LONGERROR:
+        return send_error(c, rq, 400, 4, long_error);
     case F_HTML: {
         const char *page = "<!DOCTYPE html><html><head><title>Zoho</title></head><body>"
                            "<h1>Service temporarily unavailable</h1><p>We are performing "
@@ -1002,7 +1034,7 @@ static char *config_json(void)
         if (flt.spec.share[k] <= 0)
             continue;
         strbuf_printf(&sb, "%s%s=%g", first ? "" : ",", fault_names[k], flt.spec.share[k]);
-        if (k == F_SLOW || k == F_TIMEOUT)
+        if (k == F_SLOW || k == F_TIMEOUT || k == F_TRUNCPAGE)
             strbuf_printf(&sb, ":%ld", flt.spec.param[k]);
         first = false;
     }

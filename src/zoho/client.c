@@ -47,8 +47,12 @@ void zoho_error_set(struct zoho_error *e, enum zoho_err_kind kind, int http_stat
     va_start(ap, fmt);
     char *raw = xvasprintf(fmt, ap);
     va_end(ap);
-    e->message = log_redact(raw);
+    /* Stored as is (queue last_error, dead_letter, sync_runs.error): valid
+     * UTF-8 whatever Zoho sent, cut on a character boundary. */
+    char *red = log_redact(raw);
     free(raw);
+    e->message = utf8_truncate(red, ZOHO_ERROR_MAX, NULL);
+    free(red);
     e->kind = kind;
     e->http_status = http_status;
     e->zoho_code = code;
@@ -71,13 +75,15 @@ char *zoho_error_format(const struct zoho_error *e)
 
 char *zoho_outside_text(const char *s, size_t max)
 {
+    bool cut;
+    char *t = utf8_truncate(s, max, &cut);
+    for (char *p = t; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) /* ASCII: never inside a character */
+            *p = ' ';
     struct strbuf sb = {0};
-    size_t i;
-    for (i = 0; s[i] != '\0' && i < max; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        strbuf_putc(&sb, ch >= 0x20 && ch != 0x7f ? (char)ch : ' ');
-    }
-    if (s[i] != '\0')
+    strbuf_puts(&sb, t);
+    free(t);
+    if (cut)
         strbuf_puts(&sb, "...");
     char *raw = strbuf_detach(&sb);
     char *red = log_redact(raw);
@@ -160,7 +166,7 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
     if (opts != NULL)
         zc->opts = *opts;
     if (zc->opts.max_attempts <= 0)
-        zc->opts.max_attempts = 6;
+        zc->opts.max_attempts = ZOHO_DEFAULT_MAX_ATTEMPTS;
     if (zc->opts.backoff_base_ms <= 0)
         zc->opts.backoff_base_ms = 500;
     if (zc->opts.backoff_max_ms <= 0)
@@ -396,6 +402,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
             free(e->endpoint);
             e->endpoint = xstrdup(endpoint);
             e->page = q->page;
+            e->retried = true; /* the token layer retries (and the limiter waits) itself */
             break;
         }
         struct strbuf url = {0};
@@ -512,6 +519,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
         if (attempt >= zc->opts.max_attempts) {
             zoho_error_set(e, kind, (int)status, code, endpoint, q->page,
                            "gave up after %d attempts: %s", attempt, why);
+            e->retried = true;
             free(why);
             break;
         }

@@ -202,14 +202,8 @@ static char *map_value(const struct entity_column *col, const cJSON *v, char **o
 static char *show_value(const cJSON *v)
 {
     char *js = cJSON_PrintUnformatted(v);
-    const char *t = js ? js : "?";
-    size_t n = strlen(t);
-    if (n > 40) {
-        n = 40; /* cut before a character, not inside one (the text goes to UTF-8 columns) */
-        while (n > 0 && ((unsigned char)t[n] & 0xc0) == 0x80)
-            n--;
-    }
-    char *s = xstrndup(t, n);
+    /* cut on a character boundary, valid UTF-8 (the text goes to UTF-8 columns) */
+    char *s = utf8_truncate(js ? js : "?", 40, NULL);
     cJSON_free(js);
     for (char *p = s; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)

@@ -280,11 +280,14 @@ bool zoho_sleep(struct zoho_conn *c, long long ms);
 long long zoho_jitter(struct zoho_client *zc, long long max_ms);
 /* zoho_backoff_ms with the client's settings and (locked) random state. */
 long long zoho_backoff(struct zoho_client *zc, int attempt);
+/* The longest message a struct zoho_error keeps (bytes, valid UTF-8). */
+#define ZOHO_ERROR_MAX 2000
 /* Sets e (clearing it first) with a formatted message. */
 void zoho_error_set(struct zoho_error *e, enum zoho_err_kind kind, int http_status, int code,
                     const char *endpoint, int page, const char *fmt, ...) TDS_PRINTF(7, 8);
-/* A printable, redacted copy of outside text, at most max bytes (+ "...").
- * Caller frees. */
+/* A printable, redacted copy of outside text: valid UTF-8 (utf8_truncate),
+ * at most max bytes cut on a character boundary (+ "..."), control bytes as
+ * spaces.  Caller frees. */
 char *zoho_outside_text(const char *s, size_t max);
 /* Logs once per minute at most about coordination database trouble. */
 void zoho_db_warn(struct zoho_client *zc, const char *what, const char *err);

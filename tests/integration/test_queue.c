@@ -7,7 +7,11 @@
  * (tds.queue_payloads, or a row's own), a record appearing while a batch
  * writes it, pause and resume; the bulk apply
  * (payloads mapped in SQL) storing exactly what map.c stores, and which
- * items go to the refetch handler.
+ * items go to the refetch handler; errors never loop (issue 17 point 3): an
+ * error text PostgreSQL would refuse is stored valid and bounded, a refused
+ * failure row or a batch that always fails in the database still counts
+ * the attempts and dead-letters, and a handler that fails fails alone, one
+ * call per attempt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,10 +123,15 @@ static void test_apply_and_newer_wins(void **state)
     stop_engine(e);
 }
 
-/* A handler for entity "flaky": fails for ids ending in 3, fatal for ids ending in 4. */
+/* A handler for entity "flaky": fails for ids ending in 3, fatal for ids ending in 4.
+ * flaky_calls[id]: how often it was called for id (below 100). */
+static int flaky_calls[100];
 static enum item_result flaky(PGconn *c, const struct queue_item *it, void *arg, char **err)
 {
     (void)arg;
+    long id = strtol(it->zoho_id, NULL, 10);
+    if (id >= 0 && id < 100)
+        __atomic_add_fetch(&flaky_calls[id], 1, __ATOMIC_SEQ_CST);
     size_t n = strlen(it->zoho_id);
     char last = it->zoho_id[n - 1];
     const char *p[] = {it->zoho_id};
@@ -193,6 +202,9 @@ static void test_bad_item_fails_alone_retry_dlq(void **state)
         pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE type = 'tds.deadletter.added'"),
         4);
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id = '13'"), 0);
+    /* one handler call per attempt */
+    for (int i = 10; i <= 14; i++)
+        assert_int_equal(__atomic_load_n(&flaky_calls[i], __ATOMIC_SEQ_CST), i == 13 ? 3 : 1);
 
     /* DLQ: retry one (now the handler lets it through), retry matching, discard */
     engine_clear_handlers();
@@ -226,6 +238,136 @@ static void test_bad_item_fails_alone_retry_dlq(void **state)
     assert_int_equal(n, 0);
     stop_engine(e);
     engine_clear_handlers();
+}
+
+/* A handler whose error text is not valid UTF-8 and far too long: stray
+ * bytes, then 3000 bytes of two-byte characters. */
+static int mojibake_calls;
+static enum item_result mojibake(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)c, (void)it, (void)arg;
+    __atomic_add_fetch(&mojibake_calls, 1, __ATOMIC_SEQ_CST);
+    struct strbuf sb = {0};
+    strbuf_puts(&sb, "upstream said \xff\xfe\xc3: ");
+    for (int i = 0; i < 1500; i++)
+        strbuf_puts(&sb, "\xd8\xb9"); /* U+0639 */
+    *err = strbuf_detach(&sb);
+    return ITEM_RETRY;
+}
+
+/*
+ * Errors never loop (issue 17 point 3): an error text PostgreSQL would
+ * refuse (invalid UTF-8, cut mid-character) is stored valid and bounded,
+ * so the item counts its attempts, one handler call each, and dead-letters.
+ * Before, the failure row was refused, the batch rolled back and the item
+ * was claimed again at once, forever.
+ */
+static void test_unstorable_error_dead_letters(void **state)
+{
+    (void)state;
+    engine_register_item_handler("mojibake", NULL, mojibake, NULL);
+    enq("mojibake", 31, "{}", 5, NULL);
+    struct engine *e = start_engine(&cl, "tq-utf8");
+    long long dead = wait_scalar(
+        db, "SELECT count(*) FROM tds.dead_letter WHERE entity_type = 'mojibake'", 1, 15000);
+    stop_engine(e);
+    engine_clear_handlers();
+    assert_int_equal(dead, 1);
+    assert_int_equal(__atomic_load_n(&mojibake_calls, __ATOMIC_SEQ_CST), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'mojibake' AND attempts = 3"
+                                       " AND failure_reason LIKE 'upstream said \uFFFD\uFFFD\uFFFD: \u0639%'"
+                                       " AND octet_length(failure_reason) < 2100"
+                                       " AND failure_reason LIKE '%\u0639...%'"),
+                     1);
+}
+
+/*
+ * A batch of handler items (refetches) where one fails: it fails alone, and
+ * the others are called once, not again by a replay of the batch (for a
+ * refetch, a second Zoho call per item for every attempt of the bad one).
+ */
+static void test_handler_fails_alone(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE TABLE IF NOT EXISTS flaky_applied (id text)");
+    engine_register_item_handler("flaky", NULL, flaky, NULL);
+    enq("flaky", 50, "{}", 5, NULL);
+    enq("flaky", 51, "{}", 5, NULL);
+    enq("flaky", 53, "{}", 5, NULL);
+    struct engine *e = start_engine(&cl, "tq-alone");
+    long long dead =
+        wait_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '53'", 1, 15000);
+    stop_engine(e);
+    engine_clear_handlers();
+    assert_int_equal(dead, 1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue WHERE zoho_id IN"
+                                       " ('50', '51') AND status = 'completed'"),
+                     2);
+    assert_int_equal(__atomic_load_n(&flaky_calls[50], __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(__atomic_load_n(&flaky_calls[51], __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(__atomic_load_n(&flaky_calls[53], __ATOMIC_SEQ_CST), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM flaky_applied WHERE id IN"
+                                       " ('50', '51', '53')"),
+                     2);
+}
+
+static enum item_result poison(PGconn *c, const struct queue_item *it, void *arg, char **err)
+{
+    (void)c, (void)arg;
+    *err = xstrdup("poison: refused by the trigger");
+    return str_eq(it->entity_type, "poison") ? ITEM_RETRY : ITEM_OK;
+}
+
+/*
+ * Every failure path is bounded (issue 17 point 3), even those the worker
+ * does not expect: a failure text PostgreSQL refuses (here a trigger) is
+ * replaced by the refusal and counted; a batch that fails in the database
+ * whatever the items do (here the run's counters) counts an attempt for
+ * each item.  Both dead-letter after their 3 attempts; before, each was
+ * claimed again at once, forever.
+ */
+static void test_failures_never_loop(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN IF TG_TABLE_NAME = 'sync_runs' THEN"
+                    " RAISE EXCEPTION 'refused by a test trigger'; END IF;"
+                    " IF NEW.last_error LIKE 'poison%' THEN"
+                    " RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$;"
+                    " CREATE TRIGGER refuse BEFORE UPDATE ON tds.sync_queue FOR EACH ROW"
+                    " EXECUTE FUNCTION refuse();"
+                    " CREATE TRIGGER refuse BEFORE UPDATE ON tds.sync_runs FOR EACH ROW"
+                    " WHEN (NEW.config ? 'poison') EXECUTE FUNCTION refuse()");
+    long long run = pgtest_scalar(db, "INSERT INTO tds.sync_runs (run_type, trigger, status,"
+                                      " config) VALUES ('items', 'cli', 'completed',"
+                                      " '{\"poison\": true}') RETURNING id");
+    engine_register_item_handler("poison", NULL, poison, NULL);
+    engine_register_item_handler("runpoison", NULL, poison, NULL);
+    enq("poison", 61, "{}", 5, NULL);
+    struct queue_enqueue_opts o = {.max_attempts = 3, .run_id = run};
+    char *err = NULL;
+    if (queue_enqueue(db, "runpoison", "62", QOP_UPSERT, "{}", &o, NULL, &err) != 0)
+        fail_msg("enqueue: %s", err);
+    struct engine *e = start_engine(&cl, "tq-loop");
+    long long dead = wait_scalar(
+        db, "SELECT count(*) FROM tds.dead_letter WHERE entity_type IN ('poison', 'runpoison')", 2,
+        20000);
+    stop_engine(e);
+    engine_clear_handlers();
+    pgtest_exec(db, "DROP TRIGGER refuse ON tds.sync_queue; DROP TRIGGER refuse ON tds.sync_runs;"
+                    " DROP FUNCTION refuse()");
+    assert_int_equal(dead, 2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'poison' AND attempts = 3"
+                                       " AND failure_reason LIKE 'the error could not be recorded"
+                                       " (%refused by a test trigger%'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter"
+                                       " WHERE entity_type = 'runpoison' AND attempts = 3"
+                                       " AND failure_reason LIKE 'the batch could not be applied:"
+                                       " %refused by a test trigger%'"),
+                     1);
 }
 
 static void test_move_to_dlq_and_retry_now(void **state)
@@ -642,6 +784,9 @@ int main(void)
         cmocka_unit_test(test_fold),
         cmocka_unit_test(test_apply_and_newer_wins),
         cmocka_unit_test(test_bad_item_fails_alone_retry_dlq),
+        cmocka_unit_test(test_unstorable_error_dead_letters),
+        cmocka_unit_test(test_handler_fails_alone),
+        cmocka_unit_test(test_failures_never_loop),
         cmocka_unit_test(test_move_to_dlq_and_retry_now),
         cmocka_unit_test(test_payload_homes),
         cmocka_unit_test(test_new_record_race),

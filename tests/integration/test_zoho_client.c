@@ -8,7 +8,11 @@
  * mid-listing, 401 once (refresh, retry) and twice (auth error),
  * invalid_code, the mint limit, the three 429 codes, an incremental scan
  * while the data changes, the token shared by two clients through the
- * database, api usage recorded, records/itemdetails/images.
+ * database, api usage recorded, records/itemdetails/images; errors never
+ * loop (issue 17 point 3): Zoho's long multi-byte error is stored as valid
+ * UTF-8 and its queue item dead-letters after its attempts, one request
+ * each, and a page that always arrives truncated costs the client's
+ * attempts once, not again per job retry.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,10 +32,13 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "engine_testlib.h"
 #include "pgtest.h"
 #include "tds/db.h"
 #include "tds/entity.h"
 #include "tds/log.h"
+#include "tds/queue.h"
+#include "tds/sync.h"
 #include "tds/zoho.h"
 
 static struct config_loaded cl;
@@ -151,6 +158,21 @@ static long long counter(const char *a, const char *b)
     long long x = cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
     cJSON_Delete(j);
     return x;
+}
+
+/* Requests the simulator answered on endpoint (every status and failure). */
+static long long requests_to(const char *endpoint)
+{
+    char *s = sim_http("GET", "/_sim/counters", NULL);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "requests");
+    const cJSON *v;
+    long long n = 0;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(req, endpoint))
+        n += cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+    cJSON_Delete(j);
+    return n;
 }
 
 /* The ids (and times) of the simulator's current items. */
@@ -837,6 +859,123 @@ static void test_bad_servers(void **state)
     MHD_stop_daemon(d);
 }
 
+static bool valid_utf8(const char *s)
+{
+    for (size_t n = strlen(s), i = 0, k; i < n; i += k)
+        if ((k = utf8_char_len(s + i, n - i)) == 0)
+            return false;
+    return true;
+}
+
+/*
+ * Zoho's error message, long and multi-byte (the sim's longerror: byte 300
+ * inside a character), is kept as valid UTF-8 with its code, and the queue
+ * item that keeps getting it dead-letters after its attempts, one request
+ * per attempt.  Before: cut at byte 300, PostgreSQL refused the failure
+ * row and the worker claimed the item again at once, forever.
+ */
+static void test_long_utf8_error_dead_letters(void **state)
+{
+    (void)state;
+    sim_start("--faults", "longerror=1", "--no-limits", "--items", "20", NULL);
+    struct zoho_client *zc = client("zc-utf8");
+    struct zoho_conn *c = zoho_conn_new(zc, NULL);
+    const struct entity_desc *d = entity_find("items");
+    cJSON *rec = NULL;
+    struct zoho_error e = {0};
+    assert_int_equal(zoho_get_record(c, d, "1", &rec, &e), -1);
+    assert_int_equal(e.kind, ZOHO_ERR_API);
+    assert_int_equal(e.http_status, 400);
+    assert_int_equal(e.zoho_code, 4);
+    assert_false(e.retried); /* permanent: one request, no retries */
+    assert_int_equal(requests_to("GET /inventory/v1/items/{id}"), 1);
+    char *msg = zoho_error_format(&e);
+    assert_true(valid_utf8(msg));
+    assert_non_null(strstr(msg, "HTTP 400 code 4: Invalid value passed: "));
+    assert_non_null(strstr(msg, "\u0642\u064a\u0645\u0629")); /* the Arabic is kept */
+    assert_non_null(strstr(msg, "...")); /* cut, on a character boundary */
+    PGconn *db = pgtest_connect();
+    const char *p[] = {msg};
+    PGresult *r = PQexecParams(db, "SELECT length($1::text)", 1, NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK); /* PostgreSQL takes it */
+    PQclear(r);
+    free(msg);
+    zoho_error_clear(&e);
+    zoho_conn_free(c);
+
+    /* The same error through the queue: a refetch item, 3 attempts. */
+    cl.cfg.engine.workers = 1;
+    cl.cfg.engine.poll_interval_ms = 100;
+    cl.cfg.engine.heartbeat_seconds = 1;
+    cl.cfg.engine.retry.backoff_seconds = 1;
+    cl.cfg.engine.retry.backoff_max_seconds = 1;
+    cl.cfg.schedule.enabled = false;
+    sync_register_handlers(&cl.cfg, zc);
+    struct queue_enqueue_opts o = {.max_attempts = 3};
+    char *err = NULL;
+    long long qid = 0;
+    if (queue_enqueue(db, "items", "7", QOP_UPSERT, "{\"refetch\":true}", &o, &qid, &err) != 0)
+        fail_msg("enqueue: %s", err);
+    struct engine *eng = start_engine(&cl, "zc-utf8");
+    long long dead = wait_scalar(db, "SELECT count(*) FROM tds.dead_letter", 1, 20000);
+    stop_engine(eng);
+    assert_int_equal(dead, 1);
+    /* 3 attempts, one request each: no retry storm (the client does not
+     * retry a 400, the queue retried twice with its backoff). */
+    assert_int_equal(requests_to("GET /inventory/v1/items/{id}"), 1 + 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT attempts FROM tds.dead_letter"), 3);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.dead_letter WHERE zoho_id = '7'"
+                                       " AND failure_reason LIKE '%HTTP 400 code 4: Invalid value%'"
+                                       " AND strpos(failure_reason, '\u0642\u064a\u0645\u0629') > 0"
+                                       " AND failure_reason LIKE '%(after 3 attempts)'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_queue WHERE status = 'dead'"
+                                       " AND last_error LIKE '%code 4%'"),
+                     1);
+    pgtest_exec(db, "DELETE FROM tds.dead_letter; DELETE FROM tds.sync_queue");
+    PQfinish(db);
+    zoho_client_free(zc);
+}
+
+/*
+ * A page that always arrives truncated (the sim's truncpage) costs the
+ * client's attempts once: retries happen at one level (tds/zoho.h), so the
+ * job fails the run after max_attempts requests for the page instead of
+ * calling the client again (before: 3 x 6 = 18 requests for the page, now 8).
+ */
+static void test_truncated_page_bounded(void **state)
+{
+    (void)state;
+    sim_start("--faults", "truncpage=1:2", "--no-limits", "--items", "450", NULL);
+    struct zoho_client_opts o = {
+        .instance = "zc-trunc", .backoff_base_ms = 20, .backoff_max_ms = 200,
+        .seed = 7, .usage_flush_ms = 500, /* max_attempts: the default */
+    };
+    char *err = NULL;
+    struct zoho_client *zc = zoho_client_new(&cl.cfg, &o, &err);
+    assert_non_null(zc);
+    PGconn *db = pgtest_connect();
+    struct sync_job j = {
+        .run_type = "full", .entity = "items", .cfg = &cl.cfg, .conn = db, .zc = zc,
+    };
+    long long t0 = time_mono_ms();
+    assert_int_equal(sync_job_run(&j, &err), -1);
+    long long took = time_mono_ms() - t0;
+    assert_non_null(err);
+    assert_non_null(strstr(err, "page 2"));
+    char gave_up[64];
+    snprintf(gave_up, sizeof gave_up, "gave up after %d attempts", ZOHO_DEFAULT_MAX_ATTEMPTS);
+    assert_non_null(strstr(err, gave_up));
+    assert_non_null(strstr(err, "truncated or malformed JSON"));
+    free(err);
+    /* page 1 once, page 2 max_attempts times: the documented bound */
+    assert_int_equal(requests_to("GET /inventory/v1/items"), 1 + ZOHO_DEFAULT_MAX_ATTEMPTS);
+    assert_int_equal(counter("faults", "truncpage"), ZOHO_DEFAULT_MAX_ATTEMPTS);
+    assert_true(took < 5000); /* no job-level naps on top of the client's backoff */
+    PQfinish(db);
+    zoho_client_free(zc);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -880,6 +1019,8 @@ int main(void)
         cmocka_unit_test(test_incremental_while_changing),
         cmocka_unit_test(test_bad_servers),
         cmocka_unit_test(test_429_codes),
+        cmocka_unit_test(test_long_utf8_error_dead_letters),
+        cmocka_unit_test(test_truncated_page_bounded),
     };
     if (getenv("TDS_TEST_ONLY") != NULL) /* run one case: TDS_TEST_ONLY=test_mint_limit */
         cmocka_set_test_filter(getenv("TDS_TEST_ONLY"));

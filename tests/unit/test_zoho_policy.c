@@ -2,7 +2,8 @@
  * test_zoho_policy.c: the pure decisions of the Zoho client, table-driven:
  * classification of answers, the backoff schedule with a seeded jitter,
  * Retry-After, the pacing arithmetic of the limiter, Zoho times and
- * page_context parsing (over real-shaped fixtures).
+ * page_context parsing (over real-shaped fixtures); utf8_truncate and the
+ * outside text of error messages (valid UTF-8, cut on characters).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,11 +41,58 @@ static const struct {
     {true, 408, -1, false, ZA_RETRY, ZOHO_ERR_NETWORK},
     {true, 400, 2, true, ZA_FAIL, ZOHO_ERR_API},
     {true, 400, 6041, true, ZA_FAIL, ZOHO_ERR_API},            /* wrong organization */
+    {true, 400, 4, true, ZA_FAIL, ZOHO_ERR_API},               /* invalid value: permanent */
     {true, 404, 1002, true, ZA_FAIL, ZOHO_ERR_NOT_FOUND},
     {true, 404, -1, false, ZA_FAIL, ZOHO_ERR_API},             /* not Zoho's 404 */
     {true, 405, -1, true, ZA_FAIL, ZOHO_ERR_API},
     {true, 302, -1, false, ZA_FAIL, ZOHO_ERR_BAD_RESPONSE},
 };
+
+static const struct {
+    const char *in;
+    size_t max;
+    const char *out;
+    bool cut;
+} utf8_rows[] = {
+    {"plain", 10, "plain", false},
+    {"plain", 3, "pla", true},
+    {"", 5, "", false},
+    {"\xd8\xb9\xd8\xb9", 3, "\xd8\xb9", true},                    /* not half a character */
+    {"ab\xf0\x9f\x93\xa6", 5, "ab", true},                        /* nor a third of an emoji */
+    {"ab\xf0\x9f\x93\xa6", 6, "ab\xf0\x9f\x93\xa6", false},
+    {"a\xff" "b", 10, "a\xef\xbf\xbd" "b", false},                 /* a stray byte: U+FFFD */
+    {"a\xd8", 10, "a\xef\xbf\xbd", false},                        /* cut short */
+    {"\xc0\xaf", 10, "\xef\xbf\xbd\xef\xbf\xbd", false},           /* overlong "/" */
+    {"\xed\xa0\x80", 10, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", false}, /* surrogate */
+    {"\xf4\x90\x80\x80", 3, "\xef\xbf\xbd", true},                 /* above U+10FFFF */
+    {"a\xff", 3, "a", true},                                     /* no room for U+FFFD */
+};
+
+static void test_utf8_truncate(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof utf8_rows / sizeof utf8_rows[0]; i++) {
+        bool cut = !utf8_rows[i].cut;
+        char *t = utf8_truncate(utf8_rows[i].in, utf8_rows[i].max, &cut);
+        if (strcmp(t, utf8_rows[i].out) != 0 || cut != utf8_rows[i].cut)
+            fail_msg("row %zu: \"%s\" cut %d", i, t, cut);
+        free(t);
+    }
+    /* The outside text of a Zoho message: cut at 300 bytes on a character
+     * boundary (byte 300 is inside the emoji), controls as spaces. */
+    struct strbuf sb = {0};
+    strbuf_puts(&sb, "Invalid\tvalue: "); /* 15 bytes: the emoji at 297 */
+    while (sb.len < 296)
+        strbuf_puts(&sb, "\xd8\xb9");
+    strbuf_puts(&sb, "\xf0\x9f\x93\xa6 tail");
+    assert_int_equal(sb.len, 297 + 4 + 5);
+    char *t = zoho_outside_text(sb.buf, 300);
+    assert_int_equal(strlen(t), 297 + 3);
+    assert_string_equal(t + 297, "...");
+    assert_int_equal(strncmp(t, "Invalid value: ", 15), 0);
+    free(t);
+    strbuf_free(&sb);
+}
 
 static void test_classify(void **state)
 {
@@ -300,7 +348,7 @@ int main(void)
         cmocka_unit_test(test_retry_after),  cmocka_unit_test(test_rate_arithmetic),
         cmocka_unit_test(test_pacer),        cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_page_context), cmocka_unit_test(test_err_names),
-        cmocka_unit_test(test_url_encode),
+        cmocka_unit_test(test_url_encode),   cmocka_unit_test(test_utf8_truncate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
