@@ -139,6 +139,19 @@ void engine_register_item_handler(const char *entity, const char *op, item_handl
  * bulk (a handler registered for its entity still comes first).
  */
 void engine_register_refetch_handler(item_handler_fn fn, void *arg);
+/*
+ * The fetch half of a refetch, which the worker runs BEFORE the batch's
+ * transaction opens (no transaction is ever held across a Zoho call), the
+ * batch's leases extended while it fetches.  fetch sets *record (malloc'd
+ * JSON of the record) and returns REFETCH_RECORD, or REFETCH_GONE (Zoho no
+ * longer has it), or an item_result failure with *err.  The fetched record
+ * (or {"tds_gone": true}) becomes the item's payload for the refetch
+ * handler, which then applies it without calling Zoho.
+ */
+enum { REFETCH_RECORD = 1, REFETCH_GONE = 2 };
+typedef int (*refetch_fetch_fn)(const struct queue_item *item, void *arg, char **record,
+                                char **err);
+void engine_register_refetch_fetcher(refetch_fetch_fn fn, void *arg);
 /* Forgets every registration (tests).  Not while an engine runs. */
 void engine_clear_handlers(void);
 

@@ -107,6 +107,26 @@ void engine_register_refetch_handler(item_handler_fn fn, void *arg)
     pthread_mutex_unlock(&reg_mu);
 }
 
+static refetch_fetch_fn fetch_fn;
+static void *fetch_arg;
+
+void engine_register_refetch_fetcher(refetch_fetch_fn fn, void *arg)
+{
+    pthread_mutex_lock(&reg_mu);
+    fetch_fn = fn;
+    fetch_arg = arg;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+refetch_fetch_fn engine_find_refetch_fetcher(void **arg)
+{
+    pthread_mutex_lock(&reg_mu);
+    refetch_fetch_fn fn = fetch_fn;
+    *arg = fetch_arg;
+    pthread_mutex_unlock(&reg_mu);
+    return fn;
+}
+
 item_handler_fn engine_find_refetch_handler(void **arg)
 {
     pthread_mutex_lock(&reg_mu);
@@ -121,6 +141,8 @@ void engine_clear_handlers(void)
     pthread_mutex_lock(&reg_mu);
     refetch_fn = NULL;
     refetch_arg = NULL;
+    fetch_fn = NULL;
+    fetch_arg = NULL;
     for (int i = 0; i < n_run_regs; i++)
         free(run_regs[i].type);
     for (int i = 0; i < n_item_regs; i++) {

@@ -85,6 +85,7 @@ bool engine_has_run_handlers(void);
 char *engine_run_types_literal(void);
 item_handler_fn engine_find_item_handler(const char *entity, const char *op, void **arg);
 item_handler_fn engine_find_refetch_handler(void **arg);
+refetch_fetch_fn engine_find_refetch_fetcher(void **arg);
 
 /* Wakes waiting workers / the leader thread. */
 void engine_wake_workers(struct engine *e);

@@ -211,6 +211,29 @@ static void conn_key_init(void)
     (void)pthread_key_create(&conn_key, conn_destroy);
 }
 
+/* GETs the record item asks for: REFETCH_RECORD with *rec, REFETCH_GONE,
+ * or ITEM_RETRY / ITEM_FATAL with *err. */
+static int fetch_record(struct zoho_conn *zconn, const struct entity_desc *d,
+                        const struct queue_item *item, cJSON **rec, char **err)
+{
+    if (!str_is_digits(item->zoho_id)) {
+        *err = xasprintf("%s id \"%s\" is not digits", d->name, item->zoho_id);
+        return ITEM_FATAL;
+    }
+    struct zoho_error ze = {0};
+    if (zoho_get_record(zconn, d, item->zoho_id, rec, &ze) != 0) {
+        if (ze.kind == ZOHO_ERR_NOT_FOUND) {
+            zoho_error_clear(&ze);
+            return REFETCH_GONE;
+        }
+        *err = zoho_error_format(&ze);
+        bool fatal = ze.kind == ZOHO_ERR_ARG;
+        zoho_error_clear(&ze);
+        return fatal ? ITEM_FATAL : ITEM_RETRY;
+    }
+    return REFETCH_RECORD;
+}
+
 int sync_refetch_item(PGconn *conn, struct zoho_conn *zconn, const struct queue_item *item,
                       char **err)
 {
@@ -221,6 +244,12 @@ int sync_refetch_item(PGconn *conn, struct zoho_conn *zconn, const struct queue_
     }
     cJSON *pl = item->payload ? cJSON_Parse(item->payload) : NULL;
     bool refetch = pl == NULL || sync_cfg_bool(pl, "refetch", false);
+    if (pl != NULL && sync_cfg_bool(pl, "tds_gone", false)) {
+        /* The worker's fetch found it gone from Zoho. */
+        cJSON_Delete(pl);
+        return apply_delete(conn, d, item->zoho_id, item->run_id, err) == 0 ? ITEM_OK
+                                                                            : ITEM_RETRY;
+    }
     if (!refetch) {
         /* A payload that carries the record: apply it as the default handler would. */
         const cJSON *obj = cJSON_GetObjectItemCaseSensitive(pl, d->singular);
@@ -231,42 +260,62 @@ int sync_refetch_item(PGconn *conn, struct zoho_conn *zconn, const struct queue_
         return rc == 0 ? ITEM_OK : rc == -2 ? ITEM_FATAL : ITEM_RETRY;
     }
     cJSON_Delete(pl);
-    if (!str_is_digits(item->zoho_id)) {
-        *err = xasprintf("%s id \"%s\" is not digits", d->name, item->zoho_id);
-        return ITEM_FATAL;
-    }
     cJSON *rec = NULL;
-    struct zoho_error ze = {0};
-    if (zoho_get_record(zconn, d, item->zoho_id, &rec, &ze) != 0) {
-        if (ze.kind == ZOHO_ERR_NOT_FOUND) {
-            zoho_error_clear(&ze);
-            return apply_delete(conn, d, item->zoho_id, item->run_id, err) == 0 ? ITEM_OK
-                                                                                : ITEM_RETRY;
-        }
-        *err = zoho_error_format(&ze);
-        bool fatal = ze.kind == ZOHO_ERR_ARG;
-        zoho_error_clear(&ze);
-        return fatal ? ITEM_FATAL : ITEM_RETRY;
-    }
+    int got = fetch_record(zconn, d, item, &rec, err);
+    if (got == REFETCH_GONE)
+        return apply_delete(conn, d, item->zoho_id, item->run_id, err) == 0 ? ITEM_OK
+                                                                            : ITEM_RETRY;
+    if (got != REFETCH_RECORD)
+        return got;
     int rc = apply_record(conn, d, rec, item->run_id, NULL, err);
     cJSON_Delete(rec);
     return rc == 0 ? ITEM_OK : rc == -2 ? ITEM_FATAL : ITEM_RETRY;
+}
+
+/* This thread's Zoho connection, made on first use; NULL with *err. */
+static struct zoho_conn *thread_zconn(char **err)
+{
+    pthread_once(&conn_once, conn_key_init);
+    struct zoho_conn *zc = pthread_getspecific(conn_key);
+    if (zc == NULL) {
+        struct zoho_client *cl = sync_shared_client(NULL, err);
+        if (cl == NULL)
+            return NULL;
+        zc = zoho_conn_new(cl, NULL);
+        (void)pthread_setspecific(conn_key, zc);
+    }
+    return zc;
 }
 
 static enum item_result refetch_handler(PGconn *conn, const struct queue_item *item, void *arg,
                                         char **err)
 {
     (void)arg;
-    pthread_once(&conn_once, conn_key_init);
-    struct zoho_conn *zc = pthread_getspecific(conn_key);
-    if (zc == NULL) {
-        struct zoho_client *cl = sync_shared_client(NULL, err);
-        if (cl == NULL)
-            return ITEM_RETRY;
-        zc = zoho_conn_new(cl, NULL);
-        (void)pthread_setspecific(conn_key, zc);
-    }
+    struct zoho_conn *zc = thread_zconn(err);
+    if (zc == NULL)
+        return ITEM_RETRY;
     return (enum item_result)sync_refetch_item(conn, zc, item, err);
+}
+
+/* The fetch half, run by the worker outside any transaction. */
+static int refetch_fetcher(const struct queue_item *item, void *arg, char **record, char **err)
+{
+    (void)arg;
+    const struct entity_desc *d = entity_find(item->entity_type);
+    if (d == NULL) {
+        *err = xasprintf("unknown entity \"%s\"", item->entity_type);
+        return ITEM_FATAL;
+    }
+    struct zoho_conn *zc = thread_zconn(err);
+    if (zc == NULL)
+        return ITEM_RETRY;
+    cJSON *rec = NULL;
+    int got = fetch_record(zc, d, item, &rec, err);
+    if (got == REFETCH_RECORD) {
+        *record = cJSON_PrintUnformatted(rec);
+        cJSON_Delete(rec);
+    }
+    return got;
 }
 
 void sync_register_handlers(const struct tds_config *cfg, struct zoho_client *zc)
@@ -281,4 +330,5 @@ void sync_register_handlers(const struct tds_config *cfg, struct zoho_client *zc
     for (size_t i = 0; i < TDS_ARRAY_LEN(types); i++)
         engine_register_run_handler(types[i], run_handler, NULL);
     engine_register_refetch_handler(refetch_handler, NULL);
+    engine_register_refetch_fetcher(refetch_fetcher, NULL);
 }

@@ -54,6 +54,8 @@ struct witem {
     bool pre_failed;
     enum item_result pre_res;
     char *pre_why;
+    bool lost;      /* its lease moved to another worker while we fetched: hands off */
+    bool unstarted; /* not fetched: the engine is stopping; released as it is */
     bool done;   /* completed (or failed and recorded) */
     bool ok;
 };
@@ -367,6 +369,12 @@ static bool is_not_done(const struct witem *wi)
     return !wi->done;
 }
 
+/* Still this worker's to apply (not lost to another, not left unstarted). */
+static bool is_ours(const struct witem *wi)
+{
+    return !wi->done && !wi->lost && !wi->unstarted;
+}
+
 /* Completes the custom-handled items marked ok.  0 or -1. */
 static int complete_custom(struct worker *w, struct witem *items, int n, char **err)
 {
@@ -580,8 +588,14 @@ static int apply_fast(struct worker *w, struct witem *items, int n)
     }
     for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
-        if (wi->fn == NULL || wi->done)
+        if (wi->fn == NULL || !is_ours(wi))
             continue;
+        if (wi->pre_failed) { /* the fetch failed, before the transaction */
+            if (record_failure(w, wi, wi->pre_why ? wi->pre_why : "fetch failed without a message",
+                               wi->pre_res == ITEM_FATAL, &err) != 0)
+                goto fail;
+            continue;
+        }
         /* Under a savepoint: a handler that fails (a refetch Zoho refused)
          * fails alone, and the others are not replayed (and refetched). */
         if (db_cmd(w->conn, "SAVEPOINT handler", 0, NULL, &err) != 0)
@@ -644,6 +658,8 @@ static int apply_slow(struct worker *w, struct witem *items, int n, char **why_o
         struct witem *wi = &items[i];
         if (atomic_load(&w->e->stop) && i > 0)
             break; /* the rest are released below, unstarted */
+        if (wi->lost || wi->unstarted)
+            continue;
         if (wi->fatal || wi->pre_failed) {
             const char *why = wi->fatal         ? wi->fatal
                               : wi->pre_why     ? wi->pre_why
@@ -743,7 +759,7 @@ static void count_batch_failure(struct worker *w, struct witem *items, int n, co
     char *text = xasprintf("the batch could not be applied: %s", why);
     for (int i = 0; i < n; i++) {
         struct witem *wi = &items[i];
-        if (wi->done)
+        if (!is_ours(wi))
             continue;
         /* An item that had failed on its own keeps its own reason. */
         const char *t = wi->fatal ? wi->fatal : wi->pre_failed && wi->pre_why ? wi->pre_why : text;
@@ -758,9 +774,115 @@ static void count_batch_failure(struct worker *w, struct witem *items, int n, co
     free(text);
 }
 
+/*
+ * Extends the leases of the batch's items still in hand; an item whose
+ * lease is no longer this worker's (the janitor reclaimed it while we were
+ * stalled) is lost: its work stops, another worker has it.  Returns how
+ * many were lost now.
+ */
+static int extend_leases(struct worker *w, struct witem *items, int n, int lease_s)
+{
+    char *ids = ids_literal(items, n, is_ours);
+    if (ids == NULL)
+        return 0;
+    char ls[16];
+    snprintf(ls, sizeof ls, "%d", lease_s);
+    const char *p[] = {ids, w->holder, ls};
+    char *err = NULL;
+    PGresult *r = db_exec(w->conn,
+                          "UPDATE tds.sync_queue SET locked_until = now()"
+                          " + make_interval(secs => $3::int) WHERE id = ANY ($1::bigint[])"
+                          " AND status = 'processing' AND locked_by = $2 RETURNING id",
+                          3, p, &err);
+    free(ids);
+    if (r == NULL) {
+        log_warn("could not extend leases: %s", err);
+        free(err);
+        return 0;
+    }
+    int lost = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_ours(&items[i]))
+            continue;
+        bool held = false;
+        for (int k = 0; k < PQntuples(r) && !held; k++)
+            held = strtoll(PQgetvalue(r, k, 0), NULL, 10) == items[i].it.id;
+        if (!held) {
+            items[i].lost = true;
+            lost++;
+        }
+    }
+    PQclear(r);
+    return lost;
+}
+
+/*
+ * The Zoho half of the batch's refetch items, before any transaction opens
+ * (a transaction held across a Zoho call sat idle for minutes under a rate
+ * limit and deadlocked): each record fetched becomes the item's payload,
+ * which the refetch handler then applies without calling Zoho.  The leases
+ * are extended every third of engine.lease_seconds while it fetches, so a
+ * slow Zoho never has the batch reclaimed and fetched twice.
+ */
+static void prefetch(struct worker *w, struct witem *items, int n)
+{
+    void *farg, *harg;
+    refetch_fetch_fn fetch = engine_find_refetch_fetcher(&farg);
+    item_handler_fn handler = engine_find_refetch_handler(&harg);
+    if (fetch == NULL || handler == NULL)
+        return;
+    pthread_rwlock_rdlock(&w->e->cfg_lock);
+    int lease_s = w->e->set.engine.lease_seconds;
+    pthread_rwlock_unlock(&w->e->cfg_lock);
+    long long every = lease_s * 1000LL / 3, last = time_mono_ms();
+    int fetched = 0, lost = 0, spent_on_lost = 0;
+    for (int i = 0; i < n; i++) {
+        struct witem *wi = &items[i];
+        if (wi->fn != handler || !is_ours(wi) || wi->pre_failed ||
+            !queue_payload_is_refetch(wi->it.payload))
+            continue;
+        if (atomic_load(&w->e->stop)) {
+            wi->unstarted = true;
+            continue;
+        }
+        if (time_mono_ms() - last >= every) {
+            lost += extend_leases(w, items, n, lease_s);
+            last = time_mono_ms();
+            if (wi->lost)
+                continue;
+        }
+        char *rec = NULL, *why = NULL;
+        int r = fetch(&wi->it, farg, &rec, &why);
+        fetched++;
+        if (r == REFETCH_RECORD) {
+            set_payload(wi, rec);
+        } else if (r == REFETCH_GONE) {
+            set_payload(wi, "{\"tds_gone\": true}");
+        } else {
+            wi->pre_failed = true;
+            wi->pre_res = r == ITEM_FATAL ? ITEM_FATAL : ITEM_RETRY;
+            wi->pre_why = why;
+            why = NULL;
+        }
+        free(rec);
+        free(why);
+    }
+    if (fetched > 0) {
+        lost += extend_leases(w, items, n, lease_s);
+        for (int i = 0; i < n; i++)
+            spent_on_lost += items[i].lost;
+    }
+    if (lost > 0)
+        log_warn("%d queue items were reclaimed by another worker while this one fetched them "
+                 "from Zoho (a stall longer than engine.lease_seconds): their work stops here; "
+                 "%d Zoho calls were made in this batch",
+                 spent_on_lost, fetched);
+}
+
 static void process(struct worker *w, struct witem *items, int n)
 {
     prepare(items, n);
+    prefetch(w, items, n);
     char *why = NULL;
     int rc = apply_fast(w, items, n);
     if (rc == 1)

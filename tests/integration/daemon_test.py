@@ -256,6 +256,60 @@ log:
     check("unreachable database: no READY=1", not any("READY=1" in m for m in msgs), msgs)
     d3.send_signal(signal.SIGTERM)
     check("unreachable database: SIGTERM stops it", d3.wait(timeout=10) == 0)
+
+    # 9. A slow Zoho under refetch items (issue 16 point 4): every answer takes
+    # 2.5 s, so one batch of 8 takes 20 s, twice engine.lease_seconds.  The
+    # leases are extended while the worker fetches (none reclaimed, each
+    # record fetched once) and no transaction is open across a Zoho call.
+    cfg4 = os.path.join(tmp, "d4.yaml")
+    write_config(cfg4, "", extra="")
+    with open(cfg4) as f:
+        text = f.read().replace("  workers: 2\n", "  workers: 1\n  batch_size: 8\n"
+                                "  lease_seconds: 10\n")
+    with open(cfg4, "w") as f:
+        f.write(text)
+    ids = [json.loads(l)["contact_id"] for l in
+           urllib.request.urlopen(f"{base}/_sim/truth/contacts").read().decode().splitlines()[:8]]
+    psql(dsn, "TRUNCATE tds.sync_queue CASCADE")
+    urllib.request.urlopen(urllib.request.Request(f"{base}/_sim/counters/reset", data=b"",
+                                                  method="POST"))
+    urllib.request.urlopen(urllib.request.Request(
+        f"{base}/_sim/config", data=json.dumps({"faults": "slow=1:2500"}).encode(),
+        method="POST", headers={"Content-Type": "application/json"}))
+    log4 = os.path.join(tmp, "d4.log")
+    d4 = start(cfg4, "d4", log4)
+    wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.engines WHERE instance = 'd4'"
+                               " AND state = 'running'") == "1", 20)
+    psql(dsn, "INSERT INTO tds.sync_queue (entity_type, zoho_id, payload) SELECT 'contacts', id,"
+              " '{\"refetch\": true}' FROM unnest('{" + ",".join(ids) + "}'::text[]) id;"
+              " NOTIFY tds_queue")
+    worst_idle = 0.0
+    end = time.time() + 60
+    while time.time() < end:
+        idle = float(psql(dsn, "SELECT coalesce(max(extract(epoch FROM now() - state_change)), 0)"
+                               " FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                               " AND datname = current_database()"))
+        worst_idle = max(worst_idle, idle)
+        if psql(dsn, "SELECT count(*) FROM tds.sync_queue WHERE status <> 'completed'") == "0":
+            break
+        time.sleep(0.2)
+    check("slow Zoho: the 8 refetch items completed",
+          psql(dsn, "SELECT count(*) FROM tds.sync_queue WHERE status = 'completed'") == "8",
+          psql(dsn, "SELECT status, count(*) FROM tds.sync_queue GROUP BY 1"))
+    reclaimed = psql(dsn, "SELECT count(*) FROM tds.sync_queue WHERE error_history::text"
+                          " LIKE '%expired%'")
+    check("slow Zoho: no lease reclaimed", reclaimed == "0", reclaimed)
+    counters = json.loads(urllib.request.urlopen(f"{base}/_sim/counters").read())
+    gets = sum(sum(v for k, v in codes.items() if k == "200")
+               for path, codes in counters["requests"].items() if "/contacts/" in path)
+    check("slow Zoho: each record fetched once", gets == 8, counters["requests"])
+    check("slow Zoho: no transaction idle across a Zoho call (worst %.2f s)" % worst_idle,
+          worst_idle < 1.0, worst_idle)
+    urllib.request.urlopen(urllib.request.Request(
+        f"{base}/_sim/config", data=json.dumps({"faults": ""}).encode(), method="POST",
+        headers={"Content-Type": "application/json"}))
+    d4.send_signal(signal.SIGTERM)
+    check("d4 stops cleanly", d4.wait(timeout=60) == 0)
 finally:
     cleanup()
 
