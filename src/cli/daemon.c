@@ -107,6 +107,19 @@ static void reload(const struct cli_globals *g, struct config_loaded *first,
         return;
     }
     config_errors_free(&errs);
+    if (!str_eq((*cur)->cfg.log.file ? (*cur)->cfg.log.file : "",
+                next->cfg.log.file ? next->cfg.log.file : "")) {
+        const char *to = str_empty(next->cfg.log.file) ? "standard error" : next->cfg.log.file;
+        log_info("reload: log.file changed: the log moves to %s", to);
+        char *lerr = NULL;
+        if (log_open(next->cfg.log.file, &lerr) != 0) {
+            log_error("reload: log.file: %s; the log stays where it was", lerr);
+            free(lerr);
+        } else {
+            log_info("reload: logging here from now on (was %s)",
+                     str_empty((*cur)->cfg.log.file) ? "standard error" : (*cur)->cfg.log.file);
+        }
+    }
     struct strbuf changed = {0};
     config_diff(&(*cur)->cfg, &next->cfg, &changed);
     if (changed.len == 0)

@@ -226,7 +226,25 @@ void engine_settings_copy(struct tds_config *dst, const struct tds_config *src)
     dst->schedule.auto_heal = xstrdup(src->schedule.auto_heal ? src->schedule.auto_heal : "");
     dst->schedule.reconcile = xstrdup(src->schedule.reconcile ? src->schedule.reconcile : "");
     dst->zoho.rate_limit = src->zoho.rate_limit;
+    dst->zoho.timeout_seconds = src->zoho.timeout_seconds;
     dst->zoho.plan = xstrdup(src->zoho.plan ? src->zoho.plan : "");
+    dst->stock = src->stock;
+    dst->images.enabled = src->images.enabled;
+    dst->reconcile = src->reconcile;
+}
+
+void engine_settings_apply(struct tds_config *dst, const struct tds_config *set)
+{
+    char *instance = dst->engine.instance, *notify_url = dst->alerts.notify_url;
+    dst->engine = set->engine;
+    dst->engine.instance = instance;
+    dst->alerts = set->alerts;
+    dst->alerts.notify_url = notify_url; /* (set's strings go with a reload) */
+    dst->zoho.rate_limit = set->zoho.rate_limit;
+    dst->zoho.timeout_seconds = set->zoho.timeout_seconds;
+    dst->stock = set->stock;
+    dst->images.enabled = set->images.enabled;
+    dst->reconcile = set->reconcile;
 }
 
 void engine_settings_free(struct tds_config *s)

@@ -21,11 +21,16 @@
  * running (strings owned; others NULL).  Guarded by engine.cfg_lock. */
 void engine_settings_copy(struct tds_config *dst, const struct tds_config *src);
 void engine_settings_free(struct tds_config *s);
+/* Overwrites dst's reloadable settings without strings (engine, alerts,
+ * stock, images.enabled, reconcile, zoho.rate_limit and timeout) with
+ * set's: a run's view of the configuration as of its start. */
+void engine_settings_apply(struct tds_config *dst, const struct tds_config *set);
 
 struct run_ctx {
     struct engine *e;
     long long id, resumed_from;
     char *type, *entity, *trigger, *config_json;
+    struct tds_config cfg; /* the caller's, with the reloadable settings as of the start */
     PGconn *conn;
     atomic_bool cancel;      /* cancel_requested seen, or engine stopping */
     atomic_bool user_cancel; /* cancel_requested (vs. engine stop) */

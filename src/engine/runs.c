@@ -213,7 +213,7 @@ long long run_ctx_resumed_from(const struct run_ctx *ctx)
 }
 const struct tds_config *run_ctx_tds_config(const struct run_ctx *ctx)
 {
-    return ctx->e->cfg;
+    return &ctx->cfg;
 }
 PGconn *run_ctx_conn(struct run_ctx *ctx)
 {
@@ -326,6 +326,11 @@ int runs_claim(struct engine *e, PGconn *c, struct run_ctx **out, char **err)
     ctx->trigger = xstrdup(PQgetvalue(r, 0, 3));
     ctx->config_json = xstrdup(PQgetvalue(r, 0, 4));
     ctx->resumed_from = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
+    /* What SIGHUP reloaded reaches the runs that start after it. */
+    ctx->cfg = *e->cfg;
+    pthread_rwlock_rdlock(&e->cfg_lock);
+    engine_settings_apply(&ctx->cfg, &e->set);
+    pthread_rwlock_unlock(&e->cfg_lock);
     atomic_init(&ctx->expected, -1);
     PQclear(r);
     *out = ctx;

@@ -308,6 +308,30 @@ log:
     urllib.request.urlopen(urllib.request.Request(
         f"{base}/_sim/config", data=json.dumps({"faults": ""}).encode(), method="POST",
         headers={"Content-Type": "application/json"}))
+
+    # 10. SIGHUP applies what the man page calls reloadable (issue 16 point 8):
+    # stock.page_size reaches the next stock run, log.file moves the log.
+    log4b = os.path.join(tmp, "d4-moved.log")
+    with open(cfg4, "w") as f:
+        f.write(text.replace("log:\n  level: info\n", f"log:\n  level: info\n  file: {log4b}\n")
+                + "stock:\n  page_size: 50\n")
+    d4.send_signal(signal.SIGHUP)
+    check("SIGHUP: log.file moves the log",
+          wait_for(lambda: os.path.exists(log4b) and "changed:" in open(log4b).read(), 10),
+          open(log4).read()[-600:])
+    check("... and the reload says which keys changed",
+          "stock.page_size" in open(log4b).read() and "log.file" in open(log4).read(),
+          open(log4b).read()[-600:] if os.path.exists(log4b) else "")
+    urllib.request.urlopen(urllib.request.Request(f"{base}/_sim/counters/reset", data=b"",
+                                                  method="POST"))
+    subprocess.run([TDS, "--config", cfg4, "sync", "stock", "--all-items"], env=env, check=True,
+                   capture_output=True)
+    wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.sync_runs WHERE run_type = 'stock'"
+                               " AND status = 'completed' AND owner = 'd4'") == "1", 60)
+    counters = json.loads(urllib.request.urlopen(f"{base}/_sim/counters").read())
+    pages = counters["requests"].get("GET /inventory/v1/items", {}).get("200")
+    check("SIGHUP: stock.page_size 50 reached the next stock run (200 items: 4 list pages)",
+          pages == 4, counters["requests"])
     d4.send_signal(signal.SIGTERM)
     check("d4 stops cleanly", d4.wait(timeout=60) == 0)
 finally:
