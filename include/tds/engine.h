@@ -38,6 +38,11 @@ struct engine;
  * "embedded", "daemon" or "cli".  cfg must stay valid for the engine's
  * lifetime.  Returns the engine, or NULL with *err (bad mode/instance).
  */
+/* The instance name of this process (malloc'd): instance (--instance) if
+ * given, else engine.instance, else HOST-PID.  The engine, the Zoho
+ * client's usage and token rows and the listener all use this one. */
+char *engine_instance_name(const struct tds_config *cfg, const char *instance);
+
 struct engine *engine_new(const struct tds_config *cfg, const char *instance, const char *mode,
                           char **err) TDS_MUST_CHECK;
 

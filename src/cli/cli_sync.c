@@ -38,6 +38,7 @@ struct req {
     const char *entity;     /* NULL: all */
     cJSON *config;
     bool wait, json;
+    const char *instance; /* --instance: the name usage and mints are recorded under */
 };
 
 /* ---- argument parsing ---- */
@@ -471,7 +472,11 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     r.cfg = cfg;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
-    snprintf(r.instance, sizeof r.instance, "cli-%s-%ld", host, (long)getpid());
+    /* Named as --instance names it; else this process, cli-HOST-PID. */
+    if (!str_empty(rq->instance))
+        snprintf(r.instance, sizeof r.instance, "%s", rq->instance);
+    else
+        snprintf(r.instance, sizeof r.instance, "cli-%s-%ld", host, (long)getpid());
     r.tty = isatty(2);
     r.label = rq->run_type;
     pthread_mutex_init(&r.mu, NULL);
@@ -617,6 +622,7 @@ static int dispatch(const struct cli_globals *g, struct req *rq)
     }
     char *cj = cJSON_PrintUnformatted(rq->config);
     if (rq->wait) {
+        rq->instance = g->instance;
         rc = run_here(&cl.cfg, conn, rq, cj);
     } else {
         struct run_request_info info;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tds/engine.h"
 #include "tds/http.h"
 #include "tds/log.h"
 #include "tds/runtime.h"
@@ -17,6 +18,7 @@ struct runtime {
     struct http_server *http;
     struct http_context http_ctx;
     struct zoho_conn *check_conn;
+    char *instance;
 };
 
 struct runtime *runtime_start(const struct tds_config *cfg, const char *instance,
@@ -24,6 +26,9 @@ struct runtime *runtime_start(const struct tds_config *cfg, const char *instance
 {
     struct runtime *rt = xcalloc(1, sizeof *rt);
     rt->cfg = cfg;
+    /* One name, however it is given, for the engine and the Zoho client. */
+    rt->instance = engine_instance_name(cfg, instance);
+    instance = rt->instance;
     struct zoho_client_opts zopts = {.instance = instance};
     rt->zc = zoho_client_new(cfg, &zopts, err);
     if (rt->zc == NULL)
@@ -87,6 +92,7 @@ void runtime_free(struct runtime *rt)
     if (rt->check_conn)
         zoho_conn_free(rt->check_conn);
     zoho_client_free(rt->zc);
+    free(rt->instance);
     free(rt);
 }
 

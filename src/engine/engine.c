@@ -233,6 +233,18 @@ void engine_settings_copy(struct tds_config *dst, const struct tds_config *src)
     dst->reconcile = src->reconcile;
 }
 
+char *engine_instance_name(const struct tds_config *cfg, const char *instance)
+{
+    if (!str_empty(instance))
+        return xstrdup(instance);
+    if (!str_empty(cfg->engine.instance))
+        return xstrdup(cfg->engine.instance);
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    return xasprintf("%s-%ld", host, (long)getpid());
+}
+
 void engine_settings_apply(struct tds_config *dst, const struct tds_config *set)
 {
     char *instance = dst->engine.instance, *notify_url = dst->alerts.notify_url;
@@ -277,13 +289,7 @@ struct engine *engine_new(const struct tds_config *cfg, const char *instance, co
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    char *inst;
-    if (!str_empty(instance))
-        inst = xstrdup(instance);
-    else if (!str_empty(cfg->engine.instance))
-        inst = xstrdup(cfg->engine.instance);
-    else
-        inst = xasprintf("%s-%ld", host, (long)getpid());
+    char *inst = engine_instance_name(cfg, instance);
     if (strlen(inst) > 100 || strchr(inst, '/') != NULL) {
         *err = xasprintf("engine: instance name \"%.40s\" must be at most 100 bytes without '/'",
                          inst);

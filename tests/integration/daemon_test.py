@@ -334,6 +334,36 @@ log:
           pages == 4, counters["requests"])
     d4.send_signal(signal.SIGTERM)
     check("d4 stops cleanly", d4.wait(timeout=60) == 0)
+
+    # 11. Identity (issue 16 point 9): a daemon named by engine.instance, and a
+    # CLI sync named by --instance, record Zoho usage and token mints under
+    # that name (host-pid and cli-host-pid before).
+    cfg5 = os.path.join(tmp, "d5.yaml")
+    with open(cfg5, "w") as f:
+        f.write(text.replace("engine:\n", "engine:\n  instance: named-in-config\n"))
+    psql(dsn, "TRUNCATE tds.api_usage, tds.zoho_token_mints; DELETE FROM tds.zoho_token")
+    d5 = subprocess.Popen([TDS, "--daemon", "--config", cfg5], env=env,
+                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "d5.log"), "w"))
+    procs.append(d5)
+    check("a daemon named in the config registers under that name",
+          wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.engines WHERE instance ="
+                                     " 'named-in-config' AND state = 'running'") == "1", 20))
+    subprocess.run([TDS, "--config", cfg5, "sync", "stock", "--all-items"], env=env, check=True,
+                   capture_output=True)
+    wait_for(lambda: psql(dsn, "SELECT count(*) FROM tds.sync_runs WHERE run_type = 'stock'"
+                               " AND status = 'completed' AND owner = 'named-in-config'") == "1", 60)
+    time.sleep(1.5)  # usage is flushed in the background
+    d5.send_signal(signal.SIGTERM)
+    check("d5 stops cleanly", d5.wait(timeout=60) == 0)
+    usage = psql(dsn, "SELECT string_agg(DISTINCT instance, ',') FROM tds.api_usage")
+    mints = psql(dsn, "SELECT string_agg(DISTINCT instance, ',') FROM tds.zoho_token_mints")
+    check("usage recorded under the configured name", usage == "named-in-config", usage)
+    check("token mints recorded under the configured name", mints == "named-in-config", mints)
+    psql(dsn, "TRUNCATE tds.api_usage")
+    subprocess.run([TDS, "--instance", "cli-named", "--config", cfg5, "sync", "stock",
+                    "--all-items", "--wait"], env=env, check=True, capture_output=True)
+    usage = psql(dsn, "SELECT string_agg(DISTINCT instance, ',') FROM tds.api_usage")
+    check("a CLI sync's usage recorded under --instance", usage == "cli-named", usage)
 finally:
     cleanup()
 
