@@ -277,7 +277,7 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
     s->rs[TQ_HEALTH] = h;
 
     static const char *en[] = {"instance", "host", "mode", "state", "threads",
-                               "busy", "heartbeat_age", "alive", "version"};
+                               "busy", "heartbeat_age", "alive", "version", "leader"};
     struct tui_rs *e = tui_rs_new((int)TDS_ARRAY_LEN(en), (int)hr.nengines);
     for (size_t c = 0; c < TDS_ARRAY_LEN(en); c++)
         e->names[c] = xstrdup(en[c]);
@@ -293,6 +293,7 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
         row[6] = xasprintf("%.0f", x->heartbeat_age);
         row[7] = xstrdup(x->alive ? "t" : "f");
         row[8] = sanitize_str(x->version, tui_sanitize_flags());
+        row[9] = xstrdup(x->leader ? "t" : "f");
     }
     s->rs[TQ_ENGINES] = e;
 

@@ -217,10 +217,11 @@ static void draw_engines(struct tui *t, const struct tui_snapshot *s, struct cur
         tui_fmt_age(age, sizeof age, tui_rs_ll(rs, i, "heartbeat_age"));
         bool alive = strcmp(tui_rs_get(rs, i, "alive"), "t") == 0;
         const char *state = tui_rs_get(rs, i, "state");
-        snprintf(buf, sizeof buf, "  %-16.16s %-10.10s %-8s %2lld/%-2lld busy, beat %s%s",
+        bool leads = strcmp(tui_rs_get(rs, i, "leader"), "t") == 0;
+        snprintf(buf, sizeof buf, "  %-16.16s %-10.10s %-8s %2lld/%-2lld busy, beat %s%s%s",
                  tui_rs_get(rs, i, "instance"), tui_rs_get(rs, i, "host"), state,
                  tui_rs_ll(rs, i, "busy"), tui_rs_ll(rs, i, "threads"), age,
-                 alive ? "" : "  (dead)");
+                 alive ? "" : "  (dead)", leads ? "  leader" : "");
         line(c, buf, tui_attr(!alive ? ROLE_ERROR : tui_status_role(state) == ROLE_NORMAL
                                                         ? ROLE_OK
                                                         : tui_status_role(state)));
