@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,6 +468,7 @@ static bool interrupt_if_local_dead(PGconn *conn, long long run, const char *hos
 static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                     const char *config_json)
 {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* holds secrets: no core file, no same-user ptrace */
     struct runner r;
     memset(&r, 0, sizeof r);
     r.cfg = cfg;

@@ -405,9 +405,13 @@ PGconn *engine_db_recover(struct engine *e, PGconn *c)
     if (c != NULL && PQstatus(c) == CONNECTION_OK) {
         long long since = atomic_exchange(&e->db_down_since_ms, 0);
         if (since != 0) {
+            atomic_store(&e->db_reported_ms, time_wall_ms());
             long long secs = (time_wall_ms() - since) / 1000;
             char *title =
                 xasprintf("Database was unreachable for %lld s (engine %s)", secs, e->instance);
+            /* Written once the database is back: the outage is over, so the
+             * alert is recorded (and notified) already resolved. */
+            char *key = xasprintf("db_unreachable:%s", e->instance);
             struct alert_spec a = {"db_unreachable",
                                    ALERT_ERROR,
                                    title,
@@ -415,18 +419,23 @@ PGconn *engine_db_recover(struct engine *e, PGconn *c)
                                    "released or expired and nothing was lost",
                                    NULL,
                                    0,
-                                   NULL};
+                                   key};
             char *err = NULL;
-            if (alerts_raise(c, &a, NULL, NULL, &err) != 0) {
-                log_warn("cannot raise db_unreachable alert: %s", err);
+            if (alerts_raise(c, &a, NULL, NULL, &err) != 0 ||
+                alerts_resolve(c, key, NULL, &err) != 0) {
+                log_warn("cannot record the db_unreachable alert: %s", err);
                 free(err);
             }
+            free(key);
             free(title);
         }
         return c;
     }
+    /* One outage, one report: a thread that finds its connection dead just
+     * after another reported the outage over is in the same outage. */
     long long zero = 0;
-    atomic_compare_exchange_strong(&e->db_down_since_ms, &zero, time_wall_ms());
+    if (time_wall_ms() - atomic_load(&e->db_reported_ms) > 5000)
+        atomic_compare_exchange_strong(&e->db_down_since_ms, &zero, time_wall_ms());
     log_warn("database connection lost; reconnecting");
     if (c != NULL)
         PQfinish(c);

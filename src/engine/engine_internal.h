@@ -76,6 +76,7 @@ struct engine {
     atomic_llong stat_ok, stat_failed; /* not yet flushed to tds.stats_minute */
     atomic_bool drained_dirty;         /* work done since the last tds.queue.empty */
     atomic_llong db_down_since_ms;     /* wall ms of the first failure, 0: reachable */
+    atomic_llong db_reported_ms;       /* wall ms the last outage was reported over */
 
     pthread_t *workers;
     int nworkers;

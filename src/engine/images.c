@@ -8,6 +8,7 @@
  * image.  zoho.items.image_path and image_sha256 record where it is.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +66,27 @@ static int store_file(const char *dir, const char *hex, const char *ext, const u
         *why = xasprintf("cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
-    char *tmp = xasprintf("%s/.%s.%ld.tmp", dir, hex, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    /* Written in a private directory beside the images (same file system,
+     * so the rename is atomic), under a name nobody can have prepared: no
+     * symlink or file planted there is followed or reused. */
+    char *tmpdir = xasprintf("%s/.tmp", dir);
+    if (mkdir(tmpdir, 0700) != 0 && errno != EEXIST) {
+        *why = xasprintf("cannot create %s: %s", tmpdir, strerror(errno));
+        free(tmpdir);
+        return -1;
+    }
+    struct stat ts;
+    if (lstat(tmpdir, &ts) != 0 || !S_ISDIR(ts.st_mode) || ts.st_uid != geteuid() ||
+        (ts.st_mode & 077) != 0) {
+        *why = xasprintf("%s is not a private directory of this user (mode 0700)", tmpdir);
+        free(tmpdir);
+        return -1;
+    }
+    static _Atomic unsigned long seq;
+    char *tmp = xasprintf("%s/%s.%ld.%lu.tmp", tmpdir, hex, (long)getpid(),
+                          atomic_fetch_add(&seq, 1));
+    free(tmpdir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         *why = xasprintf("cannot write %s: %s", tmp, strerror(errno));
         free(tmp);

@@ -19,6 +19,7 @@
 #include <locale.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1225,6 +1226,7 @@ int tui_run(const struct tds_config *cfg, const struct tui_opts *o)
 
 int tui_main(const struct cli_globals *g)
 {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* holds secrets: no core file, no same-user ptrace */
     struct config_loaded cl;
     int rc = cli_load_config(g, &cl);
     if (rc != 0)

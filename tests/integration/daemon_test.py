@@ -173,6 +173,11 @@ log:
     want = psql(dsn, "SELECT count(*) FROM zoho.items WHERE image_document_id IS NOT NULL")
     have = psql(dsn, "SELECT count(*) FROM zoho.items WHERE image_path IS NOT NULL")
     check(f"images stored for every item that has one ({have}/{want})", want == have and int(want) > 0)
+    st = os.lstat(os.path.join(tmp, "images", ".tmp"))
+    check("image temporary files are written in a private directory (0700)",
+          (st.st_mode & 0o777) == 0o700, oct(st.st_mode))
+    check("... and none is left behind", os.listdir(os.path.join(tmp, "images", ".tmp")) == [],
+          os.listdir(os.path.join(tmp, "images", ".tmp")))
     check("the stock run itself fetched no image",
           psql(dsn, "SELECT coalesce(stats->>'images', '0') FROM tds.sync_runs WHERE run_type = 'stock'") == "0")
 

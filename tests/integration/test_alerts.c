@@ -275,7 +275,8 @@ static void test_notify(void **s)
     free(url);
 }
 
-/* The engine raises db_unreachable once the database is back. */
+/* The engine records db_unreachable once the database is back, resolved
+ * (the outage is over: it stayed open forever before). */
 static void test_db_unreachable(void **s)
 {
     (void)s;
@@ -287,9 +288,14 @@ static void test_db_unreachable(void **s)
     assert_int_equal(
         wait_scalar(db,
                     "SELECT count(*) FROM tds.alerts WHERE alert_type = 'db_unreachable'"
-                    " AND resolved_at IS NULL",
+                    " AND dedup_key = 'db_unreachable:dbdown' AND resolved_at IS NOT NULL"
+                    " AND title LIKE 'Database was unreachable for %'",
                     1, 15000),
         1);
+    sleep_ms(500);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE alert_type ="
+                                       " 'db_unreachable' AND resolved_at IS NULL"),
+                     0);
     /* still working */
     char *err = NULL;
     char *p = make_item(4242, "2024-03-01T10:00:00+0000", "after", 1);
