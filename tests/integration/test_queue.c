@@ -498,9 +498,12 @@ static void test_payload_homes(void **state)
                     q);
     pgtest_exec(db, sql);
     free(sql);
-    long long pruned = 0;
-    assert_int_equal(queue_prune(db, 7, &pruned, &err), 0);
-    assert_true(pruned >= 1);
+    struct prune_policy pp = {.queue_days = 7, .events_days = 7, .inbox_days = 7,
+                              .runs_days = 7, .api_usage_days = 7, .batch_size = 5000,
+                              .max_batches = 10};
+    struct prune_result pr;
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    assert_true(pr.rows[PRUNE_QUEUE_DEAD] >= 1);
     sql = xasprintf("SELECT (SELECT count(*) FROM tds.sync_queue WHERE id = %lld)"
                     " + (SELECT count(*) FROM tds.queue_payloads WHERE queue_id = %lld)",
                     q, q);
