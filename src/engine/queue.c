@@ -361,14 +361,14 @@ static const char *const prune_sql[PRUNE__COUNT] = {
         "   SELECT entity, 'ok' AS result, succeeded AS n FROM d"
         "   UNION ALL SELECT entity, 'failed', failed FROM d"
         "   UNION ALL SELECT entity, 'unchanged', unchanged FROM d) AS x"
-        "  GROUP BY 1, 2" FOLD_TAIL ")"
+        "  GROUP BY entity, result" FOLD_TAIL ")"
         " SELECT count(*) FROM d",
     [PRUNE_API_USAGE] =
         "WITH d AS (DELETE FROM tds.api_usage WHERE ctid = ANY (ARRAY("
         "  SELECT ctid FROM tds.api_usage WHERE minute <" CUTOFF " LIMIT $2::int))"
         "  AND minute <" CUTOFF " RETURNING endpoint, status, calls),"
         " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
-        "  SELECT 'api_calls', endpoint, status::text, sum(calls) FROM d GROUP BY 1, 2, 3"
+        "  SELECT 'api_calls', endpoint, status::text, sum(calls) FROM d GROUP BY endpoint, status"
         FOLD_TAIL ")"
         " SELECT count(*) FROM d",
 };
