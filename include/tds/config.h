@@ -59,7 +59,17 @@ struct tds_config {
             int backoff_max_seconds;
         } retry;
         int dlq_auto_retry_after_hours;   /* 0: never */
-        int cleanup_after_days;
+        int cleanup_after_days;     /* queue items, resolved dead letters, stats */
+        /* The retention.* keys: what the leader's janitor prunes, hourly.  Held
+         * here so that the engine's copy of its reloadable settings carries them. */
+        struct {
+            int events_days;
+            int inbox_days;
+            int runs_days;
+            int api_usage_days;
+            int batch_size;         /* rows per DELETE */
+            int max_batches;        /* DELETEs per table per pass */
+        } retention;
     } engine;
     struct {
         bool enabled;

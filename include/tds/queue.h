@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "tds/config.h"
 #include "tds/util.h"
 
 /* Queue item states (tds.sync_queue.status). */
@@ -124,9 +125,51 @@ int dlq_discard(PGconn *c, long long id, const char *who, const char *reason,
 /* Janitor: retries, once, open rows older than hours (0: never).  *count gets how many. */
 int dlq_auto_retry(PGconn *c, int hours, long long *count, char **err) TDS_MUST_CHECK;
 
-/* Janitor: deletes completed and dead queue rows, resolved dead-letter rows,
- * events and per-minute statistics older than days.  *count gets rows deleted. */
-int queue_prune(PGconn *c, int days, long long *count, char **err) TDS_MUST_CHECK;
+/* Janitor: retention.  What each table keeps (days), and how much one pass
+ * may delete: at most max_batches statements of batch_size rows per table,
+ * each statement its own short transaction (no long lock). */
+struct prune_policy {
+    int queue_days;     /* completed and dead queue rows, resolved dead letters, stats */
+    int events_days;
+    int inbox_days;
+    int runs_days;
+    int api_usage_days;
+    int batch_size;
+    int max_batches;
+};
+enum prune_table {
+    PRUNE_QUEUE_COMPLETED = 0,
+    PRUNE_QUEUE_DEAD,
+    PRUNE_DEAD_LETTER,
+    PRUNE_STATS_MINUTE,
+    PRUNE_EVENTS,
+    PRUNE_INBOX,
+    PRUNE_RUNS,
+    PRUNE_API_USAGE,
+    PRUNE__COUNT
+};
+struct prune_result {
+    long long rows[PRUNE__COUNT];       /* deleted, per table */
+    long long total;                    /* sum of rows */
+    long long statements;               /* DELETE statements run */
+    bool more;                          /* a table hit max_batches: rows are left */
+};
+/* The policy of cfg's engine.cleanup_after_days and retention.* keys. */
+void prune_policy_from_config(struct prune_policy *p, const struct tds_config *cfg);
+/* "events", "inbox", ... (logs, tests). */
+const char *prune_table_name(enum prune_table t);
+
+/* Janitor: deletes what is older than the policy keeps, never what is still
+ * needed: completed and dead queue rows, resolved dead letters and per-minute
+ * statistics (queue_days); events (but a running run's); webhooks of the
+ * inbox (but those not yet queued, or whose queue item still waits); finished
+ * runs (but the last completed run of each entity and kind, runs a queue
+ * row or an open dead letter names, and runs an active run resumed); per-minute
+ * API usage.  What a deleted row counted in a /metrics counter is folded into
+ * tds.metric_totals by the same statement.  On error the rows deleted so far
+ * stay deleted and *out says how many. */
+int queue_prune(PGconn *c, const struct prune_policy *p, struct prune_result *out,
+                char **err) TDS_MUST_CHECK;
 
 /* Janitor: puts processing items whose lease expired back to retry (no
  * attempt counted, the reclaim is recorded in error_history).  *count gets how many. */

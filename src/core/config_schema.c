@@ -102,7 +102,23 @@ static const struct config_key schema[] = {
     INT("engine.dlq_auto_retry_after_hours", engine.dlq_auto_retry_after_hours, "24", 0, 8760,
         true, NULL, "hours after which dead letters are retried once automatically; 0 never"),
     INT("engine.cleanup_after_days", engine.cleanup_after_days, "30", 1, 3650, true, NULL,
-        "days to keep completed queue items, events and finished runs"),
+        "days to keep completed and dead queue items, resolved dead letters and per-minute"
+        " stats"),
+
+    /* retention: what the leader's janitor prunes, hourly, in small batches */
+    INT("retention.events_days", engine.retention.events_days, "30", 1, 3650, true, NULL,
+        "days to keep events (those of a run still active are kept)"),
+    INT("retention.inbox_days", engine.retention.inbox_days, "30", 1, 3650, true, NULL,
+        "days to keep received webhooks (those not yet queued or still queued are kept)"),
+    INT("retention.runs_days", engine.retention.runs_days, "90", 1, 3650, true, NULL,
+        "days to keep finished sync runs (the last completed run of each entity and kind,"
+        " and runs with queue items or open dead letters, are kept)"),
+    INT("retention.api_usage_days", engine.retention.api_usage_days, "30", 2, 3650, true, NULL,
+        "days to keep the per-minute API usage"),
+    INT("retention.batch_size", engine.retention.batch_size, "5000", 1, 100000, true, NULL,
+        "rows deleted per statement (each its own short transaction)"),
+    INT("retention.max_batches", engine.retention.max_batches, "100", 1, 100000, true, NULL,
+        "statements per table per pass; what is left waits for the next pass"),
 
     /* schedule: cron lines for the periodic jobs */
     BOOL("schedule.enabled", schedule.enabled, "true", true, "TDS_ENABLE_AUTO_SYNC",

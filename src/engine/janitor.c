@@ -2,7 +2,8 @@
  * janitor.c: auto-healing, on the leader only, every janitor interval (and
  * when the auto_heal schedule fires): reclaims expired leases, interrupts
  * runs whose engine stopped heartbeating and resumes interrupted runs,
- * retries old dead-letter items once, prunes old rows (hourly), and
+ * retries old dead-letter items once, prunes what is past its retention
+ * (hourly, in bounded batches; queue.c's queue_prune), and
  * evaluates every alert rule.  What it does goes to the log; the runs,
  * queue and alerts it touches write their own events.
  */
@@ -53,13 +54,26 @@ void janitor_pass(struct engine *e, PGconn *c)
                0, NULL, &err) != 0)
         goto fail;
 
-    if (last_prune_ms == 0 || time_mono_ms() - last_prune_ms > 3600 * 1000LL) {
-        if (queue_prune(c, s.engine.cleanup_after_days, &n, &err) != 0)
-            goto fail;
+    /* Retention, hourly; sooner again while a pass left rows behind (each
+     * pass is bounded: retention.max_batches statements per table). */
+    static _Thread_local bool prune_behind;
+    if (last_prune_ms == 0 || prune_behind || time_mono_ms() - last_prune_ms > 3600 * 1000LL) {
+        struct prune_policy pp;
+        struct prune_result pr;
+        prune_policy_from_config(&pp, &s);
+        int rc = queue_prune(c, &pp, &pr, &err);
         last_prune_ms = time_mono_ms();
-        if (n > 0)
-            log_info("janitor: pruned %lld rows older than %d days", n,
-                     s.engine.cleanup_after_days);
+        prune_behind = rc == 0 && pr.more;
+        for (int t = 0; t < PRUNE__COUNT; t++)
+            if (pr.rows[t] > 0)
+                log_info("janitor: pruned %lld %s past their retention", pr.rows[t],
+                         prune_table_name((enum prune_table)t));
+        if (rc != 0)
+            goto fail;
+        if (pr.more)
+            log_info("janitor: retention left rows for the next pass (%lld statements of at"
+                     " most %d rows)",
+                     pr.statements, pp.batch_size);
     }
 
     int firing = 0;

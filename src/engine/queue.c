@@ -281,31 +281,157 @@ int queue_reclaim_expired(PGconn *c, long long *count, char **err)
     return 0;
 }
 
-int queue_prune(PGconn *c, int days, long long *count, char **err)
+/* ---- retention ----
+ * Each statement deletes at most $2 rows older than $1 days, picked by a
+ * sub-select on an index (the ids or ctids of one batch), and answers how
+ * many it deleted; what a deleted row counted in a /metrics counter goes to
+ * tds.metric_totals in the same statement.  The outer WHERE repeats the
+ * state the row must still be in, so a row that changed meanwhile stays. */
+
+#define CUTOFF " now() - make_interval(days => $1::int)"
+#define FOLD_TAIL                                                                    \
+    " ON CONFLICT (metric, l1, l2) DO UPDATE SET value = tds.metric_totals.value" \
+    " + EXCLUDED.value"
+
+static const char *const prune_sql[PRUNE__COUNT] = {
+    [PRUNE_QUEUE_COMPLETED] =
+        "WITH d AS (DELETE FROM tds.sync_queue WHERE id = ANY (ARRAY("
+        "  SELECT id FROM tds.sync_queue WHERE status = 'completed' AND completed_at <" CUTOFF
+        "  ORDER BY completed_at LIMIT $2::int)) AND status = 'completed'"
+        "  RETURNING entity_type, run_id),"
+        " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
+        "  SELECT 'items_synced', entity_type, 'ok', count(*) FROM d WHERE run_id IS NULL"
+        "  GROUP BY entity_type" FOLD_TAIL ")"
+        " SELECT count(*) FROM d",
+    [PRUNE_QUEUE_DEAD] =
+        "WITH d AS (DELETE FROM tds.sync_queue WHERE id = ANY (ARRAY("
+        "  SELECT id FROM tds.sync_queue WHERE status = 'dead' AND updated_at <" CUTOFF
+        "  LIMIT $2::int)) AND status = 'dead'"
+        "  RETURNING entity_type, run_id),"
+        " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
+        "  SELECT 'items_synced', entity_type, 'failed', count(*) FROM d WHERE run_id IS NULL"
+        "  GROUP BY entity_type" FOLD_TAIL ")"
+        " SELECT count(*) FROM d",
+    [PRUNE_DEAD_LETTER] =
+        "WITH d AS (DELETE FROM tds.dead_letter WHERE id = ANY (ARRAY("
+        "  SELECT id FROM tds.dead_letter WHERE resolved AND resolved_at <" CUTOFF
+        "  ORDER BY resolved_at LIMIT $2::int)) AND resolved RETURNING 1),"
+        " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
+        "  SELECT 'dlq_moves', '', '', count(*) FROM d HAVING count(*) > 0" FOLD_TAIL ")"
+        " SELECT count(*) FROM d",
+    [PRUNE_STATS_MINUTE] =
+        "WITH d AS (DELETE FROM tds.stats_minute WHERE ctid = ANY (ARRAY("
+        "  SELECT ctid FROM tds.stats_minute WHERE minute <" CUTOFF " LIMIT $2::int))"
+        "  AND minute <" CUTOFF " RETURNING 1)"
+        " SELECT count(*) FROM d",
+    [PRUNE_EVENTS] =
+        "WITH d AS (DELETE FROM tds.events WHERE id = ANY (ARRAY("
+        "  SELECT e.id FROM tds.events e WHERE e.at <" CUTOFF
+        "  AND NOT EXISTS (SELECT 1 FROM tds.sync_runs r WHERE r.id = e.run_id"
+        "   AND r.status IN ('pending', 'running', 'interrupted'))"
+        "  ORDER BY e.at LIMIT $2::int)) RETURNING 1)"
+        " SELECT count(*) FROM d",
+    [PRUNE_INBOX] =
+        "WITH d AS (DELETE FROM tds.inbox WHERE id = ANY (ARRAY("
+        "  SELECT i.id FROM tds.inbox i WHERE i.received_at <" CUTOFF " AND i.status <> 'new'"
+        "  AND NOT EXISTS (SELECT 1 FROM tds.sync_queue q WHERE q.id = i.queue_id"
+        "   AND q.status IN ('pending', 'processing', 'retry'))"
+        "  AND NOT EXISTS (SELECT 1 FROM tds.sync_queue q WHERE q.inbox_id = i.id"
+        "   AND q.status IN ('pending', 'processing', 'retry'))"
+        "  ORDER BY i.received_at LIMIT $2::int)) AND status <> 'new' RETURNING 1)"
+        " SELECT count(*) FROM d",
+    [PRUNE_RUNS] =
+        "WITH d AS (DELETE FROM tds.sync_runs WHERE id = ANY (ARRAY("
+        "  SELECT r.id FROM tds.sync_runs r"
+        "  WHERE ((r.status IN ('completed', 'failed', 'cancelled') AND r.finished_at <" CUTOFF ")"
+        "   OR (r.status = 'interrupted' AND r.resumed_at <" CUTOFF "))"
+        "  AND NOT EXISTS (SELECT 1 FROM tds.sync_queue q WHERE q.run_id = r.id)"
+        "  AND NOT EXISTS (SELECT 1 FROM tds.dead_letter dl WHERE dl.run_id = r.id"
+        "   AND NOT dl.resolved)"
+        "  AND NOT EXISTS (SELECT 1 FROM tds.sync_runs n WHERE n.resumed_from = r.id"
+        "   AND n.status IN ('pending', 'running', 'interrupted'))"
+        "  AND (r.status <> 'completed' OR EXISTS (SELECT 1 FROM tds.sync_runs n"
+        "   WHERE n.run_type = r.run_type AND n.entity_type IS NOT DISTINCT FROM r.entity_type"
+        "   AND n.status = 'completed' AND n.id > r.id))"
+        "  ORDER BY r.id LIMIT $2::int))"
+        "  AND status IN ('completed', 'failed', 'cancelled', 'interrupted')"
+        "  RETURNING coalesce(entity_type, 'all') AS entity, succeeded, failed, unchanged),"
+        " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
+        "  SELECT 'items_synced', entity, result, sum(n) FROM ("
+        "   SELECT entity, 'ok' AS result, succeeded AS n FROM d"
+        "   UNION ALL SELECT entity, 'failed', failed FROM d"
+        "   UNION ALL SELECT entity, 'unchanged', unchanged FROM d) AS x"
+        "  GROUP BY entity, result" FOLD_TAIL ")"
+        " SELECT count(*) FROM d",
+    [PRUNE_API_USAGE] =
+        "WITH d AS (DELETE FROM tds.api_usage WHERE ctid = ANY (ARRAY("
+        "  SELECT ctid FROM tds.api_usage WHERE minute <" CUTOFF " LIMIT $2::int))"
+        "  AND minute <" CUTOFF " RETURNING endpoint, status, calls),"
+        " f AS (INSERT INTO tds.metric_totals (metric, l1, l2, value)"
+        "  SELECT 'api_calls', endpoint, status::text, sum(calls) FROM d GROUP BY endpoint, status"
+        FOLD_TAIL ")"
+        " SELECT count(*) FROM d",
+};
+
+static const char *const prune_names[PRUNE__COUNT] = {
+    [PRUNE_QUEUE_COMPLETED] = "completed queue items",
+    [PRUNE_QUEUE_DEAD] = "dead queue items",
+    [PRUNE_DEAD_LETTER] = "resolved dead letters",
+    [PRUNE_STATS_MINUTE] = "per-minute stats",
+    [PRUNE_EVENTS] = "events",
+    [PRUNE_INBOX] = "inbox webhooks",
+    [PRUNE_RUNS] = "sync runs",
+    [PRUNE_API_USAGE] = "API usage minutes",
+};
+
+const char *prune_table_name(enum prune_table t)
 {
-    static const char *const sql[] = {
-        "DELETE FROM tds.sync_queue WHERE id IN (SELECT id FROM tds.sync_queue"
-        " WHERE status = 'completed' AND completed_at < now() - make_interval(days => $1::int)"
-        " LIMIT 100000)",
-        "DELETE FROM tds.sync_queue WHERE id IN (SELECT id FROM tds.sync_queue"
-        " WHERE status = 'dead' AND updated_at < now() - make_interval(days => $1::int)"
-        " LIMIT 100000)",
-        "DELETE FROM tds.dead_letter WHERE resolved"
-        " AND resolved_at < now() - make_interval(days => $1::int)",
-        "DELETE FROM tds.events WHERE id IN (SELECT id FROM tds.events"
-        " WHERE at < now() - make_interval(days => $1::int) LIMIT 100000)",
-        "DELETE FROM tds.stats_minute WHERE minute < now() - make_interval(days => $1::int)",
-    };
-    char ds[16];
-    snprintf(ds, sizeof ds, "%d", days);
-    const char *p[] = {ds};
-    *count = 0;
-    for (size_t i = 0; i < TDS_ARRAY_LEN(sql); i++) {
-        PGresult *r = db_exec(c, sql[i], 1, p, err);
-        if (r == NULL)
-            return -1;
-        *count += atoll(PQcmdTuples(r));
-        PQclear(r);
+    return (unsigned)t < PRUNE__COUNT ? prune_names[t] : "?";
+}
+
+void prune_policy_from_config(struct prune_policy *p, const struct tds_config *cfg)
+{
+    p->queue_days = cfg->engine.cleanup_after_days;
+    p->events_days = cfg->engine.retention.events_days;
+    p->inbox_days = cfg->engine.retention.inbox_days;
+    p->runs_days = cfg->engine.retention.runs_days;
+    p->api_usage_days = cfg->engine.retention.api_usage_days;
+    p->batch_size = cfg->engine.retention.batch_size;
+    p->max_batches = cfg->engine.retention.max_batches;
+}
+
+int queue_prune(PGconn *c, const struct prune_policy *p, struct prune_result *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    int batch = p->batch_size > 0 ? p->batch_size : 5000;
+    int max_batches = p->max_batches > 0 ? p->max_batches : 1;
+    char bs[16];
+    snprintf(bs, sizeof bs, "%d", batch);
+    for (int t = 0; t < PRUNE__COUNT; t++) {
+        int days = t == PRUNE_EVENTS      ? p->events_days
+                   : t == PRUNE_INBOX     ? p->inbox_days
+                   : t == PRUNE_RUNS      ? p->runs_days
+                   : t == PRUNE_API_USAGE ? p->api_usage_days
+                                          : p->queue_days;
+        if (days <= 0)
+            continue; /* never pruned */
+        char ds[16];
+        snprintf(ds, sizeof ds, "%d", days);
+        const char *params[] = {ds, bs};
+        for (int i = 0; i < max_batches; i++) {
+            PGresult *r = db_exec(c, prune_sql[t], 2, params, err);
+            if (r == NULL)
+                return -1;
+            long long n = atoll(PQgetvalue(r, 0, 0));
+            PQclear(r);
+            out->statements++;
+            out->rows[t] += n;
+            out->total += n;
+            if (n < batch)
+                break;
+            if (i == max_batches - 1)
+                out->more = true;
+        }
     }
     return 0;
 }

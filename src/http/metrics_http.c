@@ -2,14 +2,19 @@
  * metrics_http.c: GET /metrics in the Prometheus text format 0.0.4.
  *
  * Fleet state comes from the database with a few cheap queries (queue
- * depth, dead letters, alerts, items synced from tds.sync_runs and run-less
- * queue items, API calls from tds.api_usage, the token's expiry, the rate
- * budget); tables of later migrations are optional (a failed query leaves
- * its family without samples).  Process figures come from the in-process
- * registry (metrics.h): webhooks, retries and the three latency histograms;
- * tds_engine_workers_busy from the engine in this process, or the fleet's
- * sum in tds.engines when there is none.  tds_database_up says whether the
- * database answered.
+ * depth and oldest waiting item, dead letters, alerts, items synced from
+ * tds.sync_runs and run-less queue items, API calls from tds.api_usage, the
+ * last completed run of each entity, the token's expiry, the rate budget).
+ * A fleet-wide figure is exported once: by the leading engine, or by a
+ * process with no engine (a listener alone); every other engine leaves
+ * those families without samples, so sum() over the fleet's scrapes counts
+ * it once.  Fleet counters never go down: what the janitor prunes is folded
+ * into tds.metric_totals (0019) and added back here.  Process figures come
+ * from the in-process registry (metrics.h): webhooks, retries and the three
+ * latency histograms; tds_engine_workers_busy and tds_leader from the engine
+ * in this process (the fleet's busy sum in tds.engines when there is none).
+ * tds_database_up says whether the database answered; tds_build_info names
+ * the version.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -82,6 +87,22 @@ static double num(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL);
 }
 
+/* A family whose samples are the rows of sql: label l1 from column 0, l2
+ * (when not NULL) from column 1, the value from the last column.  No
+ * samples when run is false or the query fails. */
+static void rows_family(struct strbuf *b, PGconn *c, bool run, const char *name,
+                        const char *type, const char *help, const char *sql, const char *l1,
+                        const char *l2)
+{
+    family(b, name, type, help);
+    PGresult *r = run ? query(c, sql) : NULL;
+    int vcol = l2 ? 2 : 1;
+    for (int i = 0; r && i < PQntuples(r); i++)
+        sample(b, name, l1, PQgetvalue(r, i, 0), l2, l2 ? PQgetvalue(r, i, 1) : NULL,
+               num(r, i, vcol));
+    PQclear(r);
+}
+
 static void histogram(struct strbuf *b, enum metric_hist h)
 {
     struct metrics_hist_snapshot s;
@@ -105,7 +126,8 @@ static const char core_sql[] =
     " (SELECT count(*) FROM tds.sync_queue WHERE status = 'retry'),"
     " (SELECT count(*) FROM tds.sync_queue WHERE status = 'processing'),"
     " (SELECT count(*) FROM tds.dead_letter WHERE NOT resolved),"
-    " (SELECT count(*) FROM tds.dead_letter),"
+    " (SELECT count(*) FROM tds.dead_letter) + (SELECT coalesce(sum(value), 0)"
+    "  FROM tds.metric_totals WHERE metric = 'dlq_moves'),"
     " (SELECT coalesce(sum(occurrences), 0) FROM tds.alerts),"
     " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'info'),"
     " (SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL AND severity = 'warning'),"
@@ -123,7 +145,26 @@ static const char items_sql[] =
     "  FROM tds.sync_runs GROUP BY 1"
     " UNION ALL SELECT entity_type, CASE status WHEN 'completed' THEN 'ok' ELSE 'failed' END,"
     "  count(*) FROM tds.sync_queue WHERE run_id IS NULL AND status IN ('completed', 'dead')"
-    "  GROUP BY 1, 2) AS s GROUP BY 1, 2 ORDER BY 1, 2";
+    "  GROUP BY 1, 2"
+    " UNION ALL SELECT l1, l2, value FROM tds.metric_totals WHERE metric = 'items_synced')"
+    " AS s GROUP BY 1, 2 ORDER BY 1, 2";
+
+static const char api_sql[] =
+    "SELECT endpoint, status, sum(calls)::bigint FROM ("
+    " SELECT endpoint, status::text AS status, calls::bigint AS calls FROM tds.api_usage"
+    " UNION ALL SELECT l1, l2, value FROM tds.metric_totals WHERE metric = 'api_calls')"
+    " AS s GROUP BY 1, 2 ORDER BY 1, 2";
+
+/* Items waiting (pending or retry), by entity: the oldest one's age. */
+static const char oldest_sql[] =
+    "SELECT entity_type, round(greatest(extract(epoch FROM now() - min(created_at)), 0))::float8"
+    " FROM tds.sync_queue WHERE status IN ('pending', 'retry') GROUP BY 1 ORDER BY 1";
+
+/* The last completed run of each entity and kind (retention keeps it). */
+static const char success_sql[] =
+    "SELECT coalesce(entity_type, 'all'), run_type, floor(extract(epoch FROM max(finished_at)))::float8"
+    " FROM tds.sync_runs WHERE status = 'completed' AND finished_at IS NOT NULL"
+    " GROUP BY 1, 2 ORDER BY 1, 2";
 
 char *http_metrics(struct http_server *s)
 {
@@ -131,28 +172,31 @@ char *http_metrics(struct http_server *s)
     struct strbuf b = {0};
     PGresult *core = query(c, core_sql);
     bool up = core != NULL;
+    struct engine_status est;
+    bool have_engine = s->ctx.engine && engine_status;
+    if (have_engine)
+        engine_status(s->ctx.engine, &est);
+    /* Fleet-wide families: from one process of the fleet only. */
+    bool fleet = up && (!have_engine || est.leader);
 
+    family(&b, "tds_build_info", "gauge", "The tds build this process runs (always 1).");
+    sample(&b, "tds_build_info", "version", TDS_VERSION, NULL, NULL, 1);
     family(&b, "tds_database_up", "gauge", "Whether the database answered this scrape.");
     sample(&b, "tds_database_up", NULL, NULL, NULL, NULL, up ? 1 : 0);
+    if (have_engine) {
+        family(&b, "tds_leader", "gauge",
+               "1 on the engine that leads the fleet (scheduler, janitor), 0 on the others.");
+        sample(&b, "tds_leader", NULL, NULL, NULL, NULL, est.leader ? 1 : 0);
+    }
 
     /* Counters. */
-    family(&b, "tds_items_synced_total", "counter",
-           "Records synced, by entity and result (fleet-wide, from runs and webhook items).");
-    PGresult *r = up ? query(c, items_sql) : NULL;
-    for (int i = 0; r && i < PQntuples(r); i++)
-        sample(&b, "tds_items_synced_total", "entity", PQgetvalue(r, i, 0), "result",
-               PQgetvalue(r, i, 1), num(r, i, 2));
-    PQclear(r);
-
-    family(&b, "tds_api_calls_total", "counter",
-           "Zoho API calls by endpoint and HTTP status (fleet-wide, tds.api_usage).");
-    r = up ? query(c, "SELECT endpoint, status, sum(calls)::bigint FROM tds.api_usage"
-                      " GROUP BY 1, 2 ORDER BY 1, 2")
-           : NULL;
-    for (int i = 0; r && i < PQntuples(r); i++)
-        sample(&b, "tds_api_calls_total", "endpoint", PQgetvalue(r, i, 0), "status",
-               PQgetvalue(r, i, 1), num(r, i, 2));
-    PQclear(r);
+    rows_family(&b, c, fleet, "tds_items_synced_total", "counter",
+                "Records synced, by entity and result (fleet-wide, from runs and webhook"
+                " items).",
+                items_sql, "entity", "result");
+    rows_family(&b, c, fleet, "tds_api_calls_total", "counter",
+                "Zoho API calls by endpoint and HTTP status (fleet-wide, tds.api_usage).",
+                api_sql, "endpoint", "status");
 
     family(&b, "tds_webhooks_total", "counter", "Webhook requests answered by this process.");
     static const struct {
@@ -177,31 +221,39 @@ char *http_metrics(struct http_server *s)
            (double)metrics_counter_get(METRIC_BATCHES_REPLAYED));
     family(&b, "tds_dlq_moves_total", "counter",
            "Items moved to the dead-letter queue (fleet-wide, rows of tds.dead_letter).");
-    if (up)
+    if (fleet)
         sample(&b, "tds_dlq_moves_total", NULL, NULL, NULL, NULL, num(core, 0, 4));
     family(&b, "tds_alerts_raised_total", "counter",
            "Alert occurrences raised (fleet-wide, tds.alerts).");
-    if (up)
+    if (fleet)
         sample(&b, "tds_alerts_raised_total", NULL, NULL, NULL, NULL, num(core, 0, 5));
 
     /* Gauges. */
     family(&b, "tds_queue_depth", "gauge", "Queue items waiting or in progress, by status.");
-    if (up) {
+    if (fleet) {
         sample(&b, "tds_queue_depth", "status", "pending", NULL, NULL, num(core, 0, 0));
         sample(&b, "tds_queue_depth", "status", "retry", NULL, NULL, num(core, 0, 1));
         sample(&b, "tds_queue_depth", "status", "processing", NULL, NULL, num(core, 0, 2));
     }
     family(&b, "tds_dlq_size", "gauge", "Open dead-letter rows.");
-    if (up)
+    if (fleet)
         sample(&b, "tds_dlq_size", NULL, NULL, NULL, NULL, num(core, 0, 3));
     family(&b, "tds_alerts_active", "gauge", "Open alerts by severity.");
     static const char *const sev[] = {"info", "warning", "error", "critical"};
-    for (int i = 0; up && i < 4; i++)
+    for (int i = 0; fleet && i < 4; i++)
         sample(&b, "tds_alerts_active", "severity", sev[i], NULL, NULL, num(core, 0, 6 + i));
 
     family(&b, "tds_access_token_expiry_seconds", "gauge",
            "Seconds until the fleet's Zoho access token expires (negative: expired).");
-    r = up ? query(c, "SELECT extract(epoch FROM max(expires_at) - now())::float8"
+    rows_family(&b, c, fleet, "tds_queue_oldest_pending_seconds", "gauge",
+                "Age of the oldest queue item waiting (pending or retry), by entity; no sample"
+                " when none waits.",
+                oldest_sql, "entity", NULL);
+    rows_family(&b, c, fleet, "tds_last_success_timestamp_seconds", "gauge",
+                "When the last completed run of each entity and kind finished (Unix time).",
+                success_sql, "entity", "kind");
+
+    PGresult *r = fleet ? query(c, "SELECT extract(epoch FROM max(expires_at) - now())::float8"
                       " FROM tds.zoho_token")
            : NULL;
     if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
@@ -211,7 +263,7 @@ char *http_metrics(struct http_server *s)
 
     family(&b, "tds_rate_budget_remaining", "gauge",
            "Zoho API calls left in the current minute and day.");
-    r = up ? query(c, "SELECT coalesce(sum(calls), 0)::bigint FROM tds.api_usage"
+    r = fleet ? query(c, "SELECT coalesce(sum(calls), 0)::bigint FROM tds.api_usage"
                       " WHERE minute = date_trunc('minute', now())")
            : NULL;
     if (r && PQntuples(r) == 1) {
@@ -221,12 +273,12 @@ char *http_metrics(struct http_server *s)
     }
     PQclear(r);
     double day_left = -1;
-    if (s->ctx.zoho && zoho_client_stats) {
+    if (fleet && s->ctx.zoho && zoho_client_stats) {
         struct zoho_client_stats st;
         zoho_client_stats(s->ctx.zoho, &st);
         day_left = (double)st.day_remaining;
     }
-    if (day_left < 0 && up) {
+    if (day_left < 0 && fleet) {
         r = query(c, "SELECT coalesce(sum(used), 0)::bigint FROM tds.rate_windows"
                      " WHERE kind = 'day' AND window_start > now() - interval '1 day'");
         if (r && PQntuples(r) == 1) {
@@ -241,11 +293,9 @@ char *http_metrics(struct http_server *s)
 
     family(&b, "tds_engine_workers_busy", "gauge",
            "Workers of this engine in a batch now (the fleet's sum without an engine here).");
-    if (s->ctx.engine && engine_status) {
-        struct engine_status st;
-        engine_status(s->ctx.engine, &st);
-        sample(&b, "tds_engine_workers_busy", NULL, NULL, NULL, NULL, st.busy);
-    } else if (up) {
+    if (have_engine)
+        sample(&b, "tds_engine_workers_busy", NULL, NULL, NULL, NULL, est.busy);
+    else if (up) {
         sample(&b, "tds_engine_workers_busy", NULL, NULL, NULL, NULL, num(core, 0, 10));
     }
 

@@ -11,7 +11,8 @@
  * error text PostgreSQL would refuse is stored valid and bounded, a refused
  * failure row or a batch that always fails in the database still counts
  * the attempts and dead-letters, and a handler that fails fails alone, one
- * call per attempt.
+ * call per attempt; retention (issue 16 point 10): old rows go in bounded
+ * batches, what is still needed stays, what went stays counted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -498,9 +499,12 @@ static void test_payload_homes(void **state)
                     q);
     pgtest_exec(db, sql);
     free(sql);
-    long long pruned = 0;
-    assert_int_equal(queue_prune(db, 7, &pruned, &err), 0);
-    assert_true(pruned >= 1);
+    struct prune_policy pp = {.queue_days = 7, .events_days = 7, .inbox_days = 7,
+                              .runs_days = 7, .api_usage_days = 7, .batch_size = 5000,
+                              .max_batches = 10};
+    struct prune_result pr;
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    assert_true(pr.rows[PRUNE_QUEUE_DEAD] >= 1);
     sql = xasprintf("SELECT (SELECT count(*) FROM tds.sync_queue WHERE id = %lld)"
                     " + (SELECT count(*) FROM tds.queue_payloads WHERE queue_id = %lld)",
                     q, q);
@@ -776,6 +780,143 @@ static void test_duplicate_instance_refused(void **state)
     stop_engine(a);
 }
 
+/* ---- retention (issue 16 point 10) ----
+ * Old rows go, recent rows and what is still needed stay, a pass is bounded
+ * (retention.batch_size rows per statement, retention.max_batches statements
+ * per table), and what pruned rows counted is folded into tds.metric_totals. */
+static void test_retention(void **state)
+{
+    (void)state;
+    const char *old = "now() - interval '40 days'";
+    char *sql;
+    /* runs of 'bills' (no other test uses the entity): A and E go; B (the last
+     * completed), C (an open dead letter), D (a queue row) and R (running) stay */
+    sql = xasprintf(
+        "INSERT INTO tds.sync_runs (run_type, entity_type, trigger, status, created_at,"
+        " started_at, finished_at, succeeded, failed, requested_by) VALUES"
+        " ('full', 'bills', 'manual', 'completed', %s, %s, %s, 7, 1, 'ret-A'),"
+        " ('full', 'bills', 'manual', 'cancelled', %s, %s, %s, 2, 0, 'ret-E'),"
+        " ('full', 'bills', 'manual', 'completed', %s, %s, %s, 3, 0, 'ret-B'),"
+        " ('incremental', 'bills', 'manual', 'failed', %s, %s, %s, 0, 0, 'ret-C'),"
+        " ('incremental', 'bills', 'manual', 'failed', %s, %s, %s, 0, 0, 'ret-D'),"
+        " ('incremental', 'bills', 'manual', 'running', %s, %s, NULL, 0, 0, 'ret-R')",
+        old, old, old, old, old, old, old, old, old, old, old, old, old, old, old, old, old);
+    pgtest_exec(db, sql);
+    free(sql);
+    pgtest_exec(db, "INSERT INTO tds.dead_letter (run_id, entity_type, zoho_id, operation,"
+                    " failure_reason, created_at) SELECT id, 'bills', 'ret-open', 'upsert',"
+                    " 'kept', now() - interval '40 days' FROM tds.sync_runs"
+                    " WHERE requested_by = 'ret-C'");
+    pgtest_exec(db, "INSERT INTO tds.sync_queue (run_id, entity_type, zoho_id, status,"
+                    " completed_at) SELECT id, 'bills', 'ret-D', 'completed', now()"
+                    " FROM tds.sync_runs WHERE requested_by = 'ret-D'");
+    /* resolved dead letters: two old (go), one recent (stays) */
+    pgtest_exec(db, "INSERT INTO tds.dead_letter (entity_type, zoho_id, operation,"
+                    " failure_reason, resolved, resolved_at, resolution) VALUES"
+                    " ('bills', 'ret-r1', 'upsert', 'x', true, now() - interval '40 days',"
+                    "  'discarded'),"
+                    " ('bills', 'ret-r2', 'upsert', 'x', true, now() - interval '40 days',"
+                    "  'discarded'),"
+                    " ('bills', 'ret-r3', 'upsert', 'x', true, now(), 'discarded')");
+    /* events: 25 old (go, in bounded batches), 3 old of the running run and 2
+     * recent (stay) */
+    pgtest_exec(db, "INSERT INTO tds.events (type, at, entity_type, entity_id)"
+                    " SELECT 'tds.entity.update', now() - interval '40 days', 'bills',"
+                    " 'ret-ev' FROM generate_series(1, 25)");
+    pgtest_exec(db, "INSERT INTO tds.events (type, at, run_id, entity_type, entity_id)"
+                    " SELECT 'tds.sync.started', now() - interval '40 days', r.id, 'bills',"
+                    " 'ret-ev' FROM tds.sync_runs r, generate_series(1, 3)"
+                    " WHERE r.requested_by = 'ret-R'");
+    pgtest_exec(db, "INSERT INTO tds.events (type, entity_type, entity_id)"
+                    " SELECT 'tds.entity.update', 'bills', 'ret-ev' FROM generate_series(1, 2)");
+    /* inbox: old and queued (its item done: goes), old and new (stays), old
+     * whose item still waits (stays), recent (stays) */
+    pgtest_exec(db, "INSERT INTO tds.sync_queue (entity_type, zoho_id, status)"
+                    " VALUES ('bills', 'ret-wait', 'pending')");
+    pgtest_exec(db, "INSERT INTO tds.inbox (received_at, entity, zoho_id, status, queue_id)"
+                    " VALUES (now() - interval '40 days', 'bills', 'ret-go', 'queued', NULL),"
+                    " (now() - interval '40 days', 'bills', 'ret-go', 'rejected', NULL),"
+                    " (now() - interval '40 days', 'bills', 'ret-new', 'new', NULL),"
+                    " (now(), 'bills', 'ret-recent', 'queued', NULL)");
+    pgtest_exec(db, "INSERT INTO tds.inbox (received_at, entity, zoho_id, status, queue_id)"
+                    " SELECT now() - interval '40 days', 'bills', 'ret-wait', 'queued', id"
+                    " FROM tds.sync_queue WHERE zoho_id = 'ret-wait'");
+    /* API usage: three old minutes (go), one recent (stays) */
+    pgtest_exec(db, "INSERT INTO tds.api_usage (minute, instance, endpoint, status, calls)"
+                    " SELECT date_trunc('minute', now()) - interval '40 days' - g * interval"
+                    " '1 minute', 'ret', 'GET /ret', 200, 5 FROM generate_series(1, 3) g"
+                    " UNION ALL SELECT date_trunc('minute', now()), 'ret', 'GET /ret', 200, 2");
+    long long totals_before = pgtest_scalar(
+        db, "SELECT count(*) FROM tds.metric_totals WHERE l1 IN ('bills', 'GET /ret')");
+    assert_int_equal(totals_before, 0);
+
+    struct prune_policy pp = {.queue_days = 30, .events_days = 30, .inbox_days = 30,
+                              .runs_days = 30, .api_usage_days = 30, .batch_size = 10,
+                              .max_batches = 2};
+    struct prune_result pr;
+    char *err = NULL;
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    /* bounded: two statements of ten events, the rest left for the next pass */
+    assert_int_equal(pr.rows[PRUNE_EVENTS], 20);
+    assert_true(pr.more);
+    assert_true(pr.statements <= (long long)PRUNE__COUNT * pp.max_batches);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE entity_id = 'ret-ev'"
+                                       " AND at < now() - interval '30 days'"),
+                     5 + 3);
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    assert_int_equal(pr.rows[PRUNE_EVENTS], 5);
+    assert_false(pr.more);
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    assert_int_equal(pr.total, 0);
+
+    /* what stays */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.events WHERE entity_id = 'ret-ev'"),
+                     3 + 2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.events e JOIN tds.sync_runs r"
+                                       " ON r.id = e.run_id WHERE r.requested_by = 'ret-R'"),
+                     3);
+    assert_int_equal(pgtest_scalar(db, "SELECT (string_agg(requested_by, ',' ORDER BY id)"
+                                       " = 'ret-B,ret-C,ret-D,ret-R')::int"
+                                       " FROM tds.sync_runs WHERE requested_by LIKE 'ret-%'"),
+                     1);
+    assert_int_equal(
+        pgtest_scalar(db, "SELECT (string_agg(zoho_id, ',' ORDER BY zoho_id)"
+                          " = 'ret-new,ret-recent,ret-wait')::int FROM tds.inbox"
+                          " WHERE zoho_id LIKE 'ret-%'"),
+        1);
+    assert_int_equal(pgtest_scalar(db, "SELECT (string_agg(zoho_id, ',' ORDER BY zoho_id)"
+                                       " = 'ret-open,ret-r3')::int FROM tds.dead_letter"
+                                       " WHERE zoho_id LIKE 'ret-%'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT sum(calls) FROM tds.api_usage"
+                                       " WHERE instance = 'ret'"),
+                     2);
+    /* what went is counted still */
+    assert_int_equal(pgtest_scalar(db, "SELECT value FROM tds.metric_totals"
+                                       " WHERE metric = 'items_synced' AND l1 = 'bills'"
+                                       " AND l2 = 'ok'"),
+                     7 + 2);
+    assert_int_equal(pgtest_scalar(db, "SELECT value FROM tds.metric_totals"
+                                       " WHERE metric = 'items_synced' AND l1 = 'bills'"
+                                       " AND l2 = 'failed'"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT value FROM tds.metric_totals"
+                                       " WHERE metric = 'api_calls' AND l1 = 'GET /ret'"
+                                       " AND l2 = '200'"),
+                     15);
+    assert_true(pgtest_scalar(db, "SELECT value FROM tds.metric_totals"
+                                  " WHERE metric = 'dlq_moves'") >= 2);
+
+    /* the configuration's policy */
+    struct config_loaded c2;
+    pgtest_config(&c2);
+    prune_policy_from_config(&pp, &c2.cfg);
+    assert_int_equal(pp.events_days, 30);
+    assert_int_equal(pp.runs_days, 90);
+    assert_int_equal(pp.batch_size, 5000);
+    config_loaded_free(&c2);
+}
+
 int main(void)
 {
     engine_test_setup("queue", &cl);
@@ -794,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_bulk_mapping_matches_map_c),
         cmocka_unit_test(test_refetch_routing),
         cmocka_unit_test(test_duplicate_instance_refused),
+        cmocka_unit_test(test_retention),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);

@@ -23,10 +23,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "engine_testlib.h"
 #include "pgtest.h"
 #include "tds/db.h"
 #include "tds/http.h"
 #include "tds/log.h"
+#include "tds/queue.h"
 #include "tds/sha256.h"
 
 #define SECRET "Wh00kSecretAbc123"
@@ -506,6 +508,27 @@ static void check_exposition(const char *text)
     }
 }
 
+/* The exposition passes `promtool check metrics` (a strict line check when
+ * promtool is not installed). */
+static void check_metrics_text(const char *text)
+{
+    check_exposition(text);
+    if (access("/usr/bin/promtool", X_OK) == 0) {
+        char path[256];
+        snprintf(path, sizeof path, "/tmp/tds-test-metrics-%ld.txt", (long)getpid());
+        FILE *f = fopen(path, "w");
+        fputs(text, f);
+        fclose(f);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+        int rc = system(cmd);
+        unlink(path);
+        assert_int_equal(rc, 0);
+    } else {
+        print_message("promtool not installed: strict line check only\n");
+    }
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -537,6 +560,9 @@ static void test_metrics(void **state)
         "# TYPE tds_queue_batches_replayed_total counter",
         "tds_alerts_raised_total 0", "tds_engine_workers_busy",
         "# TYPE tds_access_token_expiry_seconds gauge",
+        "tds_build_info{version=\"" TDS_VERSION "\"} 1",
+        "# TYPE tds_queue_oldest_pending_seconds gauge",
+        "# TYPE tds_last_success_timestamp_seconds gauge",
     };
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         if (strstr(r.body.buf, must[i]) == NULL)
@@ -546,21 +572,7 @@ static void test_metrics(void **state)
     assert_non_null(exp);
     long secs = strtol(exp + strlen("\ntds_access_token_expiry_seconds "), NULL, 10);
     assert_true(secs > 2990 && secs <= 3000);
-    check_exposition(r.body.buf);
-    if (access("/usr/bin/promtool", X_OK) == 0) {
-        char path[256];
-        snprintf(path, sizeof path, "/tmp/tds-test-metrics-%ld.txt", (long)getpid());
-        FILE *f = fopen(path, "w");
-        fputs(r.body.buf, f);
-        fclose(f);
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
-        int rc = system(cmd);
-        unlink(path);
-        assert_int_equal(rc, 0);
-    } else {
-        print_message("promtool not installed: strict line check only\n");
-    }
+    check_metrics_text(r.body.buf);
     strbuf_free(&r.body);
 }
 
@@ -940,6 +952,137 @@ static void test_health_db_hung(void **state)
     free(ans);
 }
 
+/* The value of the sample named key (name and labels) in an exposition;
+ * fails the test when there is none. */
+static double metric_value(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, key, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    fail_msg("/metrics lacks %s", key);
+    return 0;
+}
+
+static char *scrape(struct http_server *s)
+{
+    struct resp r;
+    request(s, "GET", "/metrics", NULL, NULL, 0, 0, &r);
+    assert_int_equal(r.status, 200);
+    return r.body.buf; /* the caller frees */
+}
+
+/* Metrics mean what they say (issue 16 point 12): counters do not go down
+ * when the rows behind them are pruned; the new gauges; tds_leader is 1 on
+ * exactly one of two engines, and only that one exports the fleet's
+ * figures. */
+static void test_metrics_semantics(void **state)
+{
+    (void)state;
+    pgtest_exec(db, "INSERT INTO tds.api_usage (minute, instance, endpoint, status, calls) VALUES"
+                    " (date_trunc('minute', now()) - interval '60 days', 'e1', 'GET /gone',"
+                    " 200, 4)");
+    pgtest_exec(db, "INSERT INTO tds.sync_runs (run_type, entity_type, trigger, status,"
+                    " started_at, finished_at, succeeded) VALUES"
+                    " ('full', 'vendorpayments', 'manual', 'completed', now() - interval"
+                    "  '100 days', now() - interval '100 days', 3),"
+                    " ('full', 'vendorpayments', 'manual', 'completed', now() - interval"
+                    "  '99 days', now() - interval '99 days', 5)");
+    pgtest_exec(db, "INSERT INTO tds.dead_letter (entity_type, zoho_id, operation,"
+                    " failure_reason, resolved, resolved_at, resolution) VALUES"
+                    " ('vendorpayments', 'gone', 'upsert', 'x', true,"
+                    " now() - interval '60 days', 'discarded')");
+    pgtest_exec(db, "INSERT INTO tds.sync_queue (entity_type, zoho_id, status, created_at)"
+                    " VALUES ('vendorpayments', 'waits', 'pending', now() - interval '120 s')");
+    static const char *const counters[] = {
+        "tds_api_calls_total{endpoint=\"GET /gone\",status=\"200\"}",
+        "tds_items_synced_total{entity=\"vendorpayments\",result=\"ok\"}",
+        "tds_dlq_moves_total",
+    };
+    double before[3];
+    char *text = scrape(srv);
+    for (int i = 0; i < 3; i++)
+        before[i] = metric_value(text, counters[i]);
+    assert_true(before[0] == 4 && before[1] == 8 && before[2] >= 1);
+    double oldest = metric_value(text, "tds_queue_oldest_pending_seconds{entity=\"vendorpayments\"}");
+    assert_true(oldest >= 120 && oldest < 300);
+    double last = metric_value(
+        text, "tds_last_success_timestamp_seconds{entity=\"vendorpayments\",kind=\"full\"}");
+    double want = (double)pgtest_scalar(db, "SELECT floor(extract(epoch FROM max(finished_at)))"
+                                            " FROM tds.sync_runs WHERE entity_type ="
+                                            " 'vendorpayments' AND status = 'completed'");
+    assert_true(last == want);
+    free(text);
+
+    struct prune_policy pp = {.queue_days = 30, .events_days = 30, .inbox_days = 30,
+                              .runs_days = 30, .api_usage_days = 30, .batch_size = 100,
+                              .max_batches = 10};
+    struct prune_result pr;
+    char *err = NULL;
+    assert_int_equal(queue_prune(db, &pp, &pr, &err), 0);
+    assert_true(pr.rows[PRUNE_API_USAGE] >= 1 && pr.rows[PRUNE_RUNS] >= 1 &&
+                pr.rows[PRUNE_DEAD_LETTER] >= 1);
+    text = scrape(srv);
+    for (int i = 0; i < 3; i++)
+        if (metric_value(text, counters[i]) != before[i])
+            fail_msg("%s went from %g to %g after a prune", counters[i], before[i],
+                     metric_value(text, counters[i]));
+    free(text);
+    pgtest_exec(db, "DELETE FROM tds.sync_queue WHERE zoho_id = 'waits'");
+
+    /* two engines: one leads, and only it exports the fleet's figures */
+    struct config_loaded c2;
+    pgtest_config(&c2);
+    c2.cfg.engine.workers = 1;
+    c2.cfg.engine.poll_interval_ms = 100;
+    c2.cfg.engine.heartbeat_seconds = 1;
+    c2.cfg.schedule.enabled = false;
+    struct engine *e[2] = {start_engine(&c2, "wh-e1"), start_engine(&c2, "wh-e2")};
+    struct config_loaded hc[2];
+    struct http_server *hs[2];
+    for (int i = 0; i < 2; i++) {
+        struct http_context ctx = {.engine = e[i], .instance = i ? "wh-e2" : "wh-e1"};
+        hs[i] = start_side(&hc[i], 0, 0, 0, &ctx);
+    }
+    long long t0 = now_ms();
+    for (;;) {
+        struct engine_status a, b;
+        engine_status(e[0], &a);
+        engine_status(e[1], &b);
+        if (a.leader || b.leader)
+            break;
+        if (now_ms() - t0 > 15000)
+            fail_msg("no engine leads after 15 s");
+        sleep_ms(100);
+    }
+    for (int round = 0; round < 10; round++) {
+        int leaders = 0;
+        for (int i = 0; i < 2; i++) {
+            text = scrape(hs[i]);
+            double l = metric_value(text, "tds_leader");
+            assert_true(l == 0 || l == 1);
+            leaders += (int)l;
+            bool fleet = strstr(text, "\ntds_queue_depth{") != NULL;
+            if (fleet != (l == 1))
+                fail_msg("engine %d: tds_leader %g but fleet figures %s", i, l,
+                         fleet ? "exported" : "missing");
+            assert_non_null(strstr(text, "\ntds_webhooks_total{")); /* its own: always */
+            if (round == 0)
+                check_metrics_text(text);
+            free(text);
+        }
+        assert_int_equal(leaders, 1);
+        sleep_ms(100);
+    }
+    for (int i = 0; i < 2; i++) {
+        http_server_stop(hs[i]);
+        config_loaded_free(&hc[i]);
+    }
+    stop_engine(e[0]);
+    stop_engine(e[1]);
+    config_loaded_free(&c2);
+}
+
 int main(void)
 {
     pgtest_require();
@@ -961,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_request_deadline),
         cmocka_unit_test(test_health_db_hung),
         cmocka_unit_test(test_no_secrets_stored_or_logged),
+        cmocka_unit_test(test_metrics_semantics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
