@@ -9,7 +9,7 @@
  * process with no engine (a listener alone); every other engine leaves
  * those families without samples, so sum() over the fleet's scrapes counts
  * it once.  Fleet counters never go down: what the janitor prunes is folded
- * into tds.metric_totals (0019) and added back here.  Process figures come
+ * into tds.metric_totals (0017) and added back here.  Process figures come
  * from the in-process registry (metrics.h): webhooks, retries and the three
  * latency histograms; tds_engine_workers_busy and tds_leader from the engine
  * in this process (the fleet's busy sum in tds.engines when there is none).

@@ -1,4 +1,4 @@
--- 0019_retention: retention that prunes in small batches (issue 16 point
+-- 0017_retention: retention that prunes in small batches (issue 16 point
 -- 10) and counters that never go down (point 12).
 --
 -- The janitor prunes tds.events, tds.inbox, tds.sync_runs and tds.api_usage
