@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"dlq", cli_dlq, "list, show, retry or discard dead-letter items", cli_ops_options},
     {"alerts", cli_alerts, "list or acknowledge alerts", cli_ops_options},
     {"engines", cli_engines, "list the engines of the fleet", cli_ops_options},
+    {"budget", cli_budget, "the day's Zoho calls: used, projected per job, limit", cli_ops_options},
     {"pause", cli_pause, "pause the fleet (or one engine with --instance)", cli_ops_options},
     {"resume", cli_resume, "resume the fleet (or one engine with --instance)", cli_ops_options},
     {"sync", cli_sync, "sync stock, one entity or all (--wait runs it here)", cli_sync_options},

@@ -64,6 +64,7 @@ int cli_daemon(const struct cli_globals *g);
 /* `tds --demo`: the console on a private PostgreSQL and the simulator. */
 int cli_demo(const struct cli_globals *g);
 int cli_resume(const struct cli_globals *g, int argc, char **argv);
+int cli_budget(const struct cli_globals *g, int argc, char **argv);
 
 /* How rows are printed: see out.c. */
 struct cli_fmt {

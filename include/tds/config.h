@@ -38,6 +38,7 @@ struct tds_config {
             int per_day;            /* 0: from plan */
             int concurrency;        /* 0: from plan */
         } rate_limit;
+        int budget_reserve_percent; /* left by the scheduler for webhooks, manual actions */
         char *accounts_url;         /* "" = from data_center */
         char *books_url;
         char *inventory_url;

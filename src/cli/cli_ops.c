@@ -13,6 +13,7 @@
 
 #include "tds/alerts.h"
 #include "tds/audit.h"
+#include "tds/budget.h"
 #include "tds/cli.h"
 #include "tds/db.h"
 #include "tds/engine.h"
@@ -549,6 +550,72 @@ int cli_alerts(const struct cli_globals *g, int argc, char **argv)
     }
     close_db(c, &cl);
     return rc;
+}
+
+/* `tds budget`: the day's Zoho calls, used and projected, per job (budget.h). */
+int cli_budget(const struct cli_globals *g, int argc, char **argv)
+{
+    struct opts o;
+    if (parse("budget", argc, argv, O_JSON, &o, NULL, 0) < 0)
+        return TDS_EXIT_USAGE;
+    struct config_loaded cl = {0};
+    PGconn *c = open_db(g, &cl);
+    if (c == NULL)
+        return TDS_EXIT_USAGE;
+    struct budget_plan p;
+    char *err = NULL;
+    if (budget_plan(c, &cl.cfg, &p, &err) != 0) {
+        int rc = fail(err);
+        close_db(c, &cl);
+        return rc;
+    }
+    bool over = p.projected_day > p.limit - p.reserve;
+    if (o.json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "plan", cl.cfg.zoho.plan ? cl.cfg.zoho.plan : "");
+        cJSON_AddNumberToObject(j, "limit", (double)p.limit);
+        cJSON_AddNumberToObject(j, "reserve", (double)p.reserve);
+        cJSON_AddNumberToObject(j, "used", (double)p.used);
+        cJSON_AddNumberToObject(j, "projected_rest", (double)p.projected_rest);
+        cJSON_AddNumberToObject(j, "projected_day", (double)p.projected_day);
+        cJSON_AddNumberToObject(j, "seconds_left", (double)p.seconds_left);
+        cJSON_AddBoolToObject(j, "over_budget", over);
+        cJSON *arr = cJSON_AddArrayToObject(j, "jobs");
+        for (int i = 0; i < p.njobs; i++) {
+            const struct budget_job *b = &p.jobs[i];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "job", b->name);
+            cJSON_AddStringToObject(x, "run_type", b->run_type);
+            cJSON_AddBoolToObject(x, "low_priority", b->low_priority);
+            cJSON_AddNumberToObject(x, "runs_left", b->runs_left);
+            cJSON_AddNumberToObject(x, "runs_per_day", b->runs_per_day);
+            cJSON_AddNumberToObject(x, "calls_per_run", (double)b->per_run);
+            cJSON_AddNumberToObject(x, "calls_left_today", (double)b->per_run * b->runs_left);
+            cJSON_AddNumberToObject(x, "calls_per_day", (double)b->per_run * b->runs_per_day);
+            cJSON_AddStringToObject(x, "basis", b->basis);
+            cJSON_AddItemToArray(arr, x);
+        }
+        cli_print_json(j);
+        cJSON_Delete(j);
+    } else {
+        printf("Zoho API budget today: %lld calls (plan %s), %lld of them kept for webhooks and"
+               " manual actions\n",
+               p.limit, cli_text(cl.cfg.zoho.plan), p.reserve);
+        printf("used %lld; projected %lld more by midnight (%lld h %02lld min): %lld of %lld%s\n",
+               p.used, p.projected_rest, p.seconds_left / 3600, p.seconds_left % 3600 / 60,
+               p.projected_day, p.limit,
+               over ? "; over: the governor holds back full syncs and reconciles first" : "");
+        printf("%-17s %-9s %9s %9s %10s %9s  %s\n", "JOB", "PRIORITY", "RUNS LEFT", "CALLS/RUN",
+               "LEFT TODAY", "PER DAY", "BASIS");
+        for (int i = 0; i < p.njobs; i++) {
+            const struct budget_job *b = &p.jobs[i];
+            printf("%-17s %-9s %9d %9lld %10lld %9lld  %s\n", b->name,
+                   b->low_priority ? "low" : "high", b->runs_left, b->per_run,
+                   b->per_run * b->runs_left, b->per_run * b->runs_per_day, b->basis);
+        }
+    }
+    close_db(c, &cl);
+    return over ? TDS_EXIT_DEGRADED : TDS_EXIT_OK;
 }
 
 int cli_engines(const struct cli_globals *g, int argc, char **argv)

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tds/budget.h"
 #include "tds/cli.h"
 #include "tds/db.h"
 #include "tds/events.h"
@@ -39,6 +40,7 @@ struct req {
     const char *entity;     /* NULL: all */
     cJSON *config;
     bool wait, json;
+    bool estimate; /* --estimate: print the cost preview only */
     const char *instance; /* --instance: the name usage and mints are recorded under */
 };
 
@@ -75,6 +77,7 @@ const struct option cli_sync_options[] = {
     {"json", no_argument, NULL, 'j'},
     {"full", no_argument, NULL, 'F'},
     {"incremental", no_argument, NULL, 'I'},
+    {"estimate", no_argument, NULL, 'E'},
     {NULL, 0, NULL, 0},
 };
 
@@ -96,6 +99,7 @@ static int parse_sync(int argc, char **argv, struct req *rq)
         case 'j': rq->json = true; break;
         case 'F': full = true; break;
         case 'I': incr = true; break;
+        case 'E': rq->estimate = true; break;
         case 'i': items = optarg; break;
         case 'b':
             if (cli_parse_number("sync", "--batch-size", optarg, 1, 100000, &batch) < 0)
@@ -181,6 +185,7 @@ static int parse_sync(int argc, char **argv, struct req *rq)
 const struct option cli_reconcile_options[] = {
     {"wait", no_argument, NULL, 'w'},
     {"json", no_argument, NULL, 'j'},
+    {"estimate", no_argument, NULL, 'E'},
     {NULL, 0, NULL, 0},
 };
 
@@ -193,6 +198,7 @@ static int parse_reconcile(int argc, char **argv, struct req *rq)
         switch (ch) {
         case 'w': rq->wait = true; break;
         case 'j': rq->json = true; break;
+        case 'E': rq->estimate = true; break;
         default:
             return cli_usage_error("reconcile: unknown option '%s'", argv[optind - 1]);
         }
@@ -608,6 +614,18 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     return rc == 0 ? TDS_EXIT_OK : TDS_EXIT_FAIL;
 }
 
+/* The calls the request is expected to cost (budget.h); -1 unknown. */
+static long long estimate_calls(PGconn *conn, const struct req *rq)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(rq->config, "items");
+    if (cJSON_IsArray(items)) /* specific items: /itemdetails, 100 ids a call */
+        return (cJSON_GetArraySize(items) + 99) / 100;
+    char *err = NULL;
+    long long n = budget_estimate(conn, rq->run_type, rq->entity, NULL, 0, &err);
+    free(err);
+    return n;
+}
+
 static int dispatch(const struct cli_globals *g, struct req *rq)
 {
     struct config_loaded cl;
@@ -623,6 +641,29 @@ static int dispatch(const struct cli_globals *g, struct req *rq)
         return TDS_EXIT_USAGE;
     }
     char *cj = cJSON_PrintUnformatted(rq->config);
+    /* The cost preview, before anything is asked of Zoho (issue 19). */
+    long long calls = estimate_calls(conn, rq);
+    char preview[160];
+    budget_preview(conn, &cl.cfg, calls, preview, sizeof preview);
+    if (rq->estimate) {
+        if (rq->json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "estimated_calls", (double)calls);
+            cJSON_AddStringToObject(o, "preview", preview);
+            cli_print_json(o);
+            cJSON_Delete(o);
+        } else {
+            printf("%s\n", preview);
+        }
+        cJSON_free(cj);
+        cJSON_Delete(rq->config);
+        PQfinish(conn);
+        config_loaded_free(&cl);
+        return TDS_EXIT_OK;
+    }
+    if (!rq->json || isatty(2))
+        fprintf(stderr, "tds: %s%s%s: %s\n", rq->run_type, rq->entity ? " " : "",
+                rq->entity ? rq->entity : "", preview);
     if (rq->wait) {
         rq->instance = g->instance;
         rc = run_here(&cl.cfg, conn, rq, cj);

@@ -65,6 +65,8 @@ static const struct config_key schema[] = {
         "API calls per day; 0 takes it from the plan"),
     INT("zoho.rate_limit.concurrency", zoho.rate_limit.concurrency, "0", 0, 100, true, NULL,
         "API calls in flight at once; 0 takes it from the plan"),
+    INT("zoho.budget_reserve_percent", zoho.budget_reserve_percent, "10", 0, 90, true, NULL,
+        "share of the daily budget the scheduler leaves for webhooks and manual actions"),
     URL("zoho.accounts_url", zoho.accounts_url, false,
         "OAuth server override (proxy, simulator); empty derives it from data_center"),
     URL("zoho.books_url", zoho.books_url, false,

@@ -226,6 +226,7 @@ void engine_settings_copy(struct tds_config *dst, const struct tds_config *src)
     dst->schedule.auto_heal = xstrdup(src->schedule.auto_heal ? src->schedule.auto_heal : "");
     dst->schedule.reconcile = xstrdup(src->schedule.reconcile ? src->schedule.reconcile : "");
     dst->zoho.rate_limit = src->zoho.rate_limit;
+    dst->zoho.budget_reserve_percent = src->zoho.budget_reserve_percent;
     dst->zoho.timeout_seconds = src->zoho.timeout_seconds;
     dst->zoho.plan = xstrdup(src->zoho.plan ? src->zoho.plan : "");
     dst->stock = src->stock;
@@ -253,6 +254,7 @@ void engine_settings_apply(struct tds_config *dst, const struct tds_config *set)
     dst->alerts = set->alerts;
     dst->alerts.notify_url = notify_url; /* (set's strings go with a reload) */
     dst->zoho.rate_limit = set->zoho.rate_limit;
+    dst->zoho.budget_reserve_percent = set->zoho.budget_reserve_percent;
     dst->zoho.timeout_seconds = set->zoho.timeout_seconds;
     dst->stock = set->stock;
     dst->images.enabled = set->images.enabled;

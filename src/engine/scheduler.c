@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "engine_internal.h"
+#include "tds/alerts.h"
+#include "tds/budget.h"
 #include "tds/cron.h"
 #include "tds/db.h"
 #include "tds/log.h"
@@ -85,10 +87,40 @@ static int fire(struct engine *e, PGconn *c, const struct sched_job *j, long lon
             PQclear(r);
         } else {
             PQclear(r);
-            if (runs_request(c, j->run_type, NULL, "schedule", "{}", "scheduler", &run_id, &err) !=
-                0)
+            /* The governor: a slot that would overspend the day is held back. */
+            struct tds_config s;
+            pthread_rwlock_rdlock(&e->cfg_lock);
+            engine_settings_copy(&s, &e->set);
+            pthread_rwlock_unlock(&e->cfg_lock);
+            char *why = NULL;
+            int ok = budget_allows(c, &s, j->name, j->run_type, &why, &err);
+            engine_settings_free(&s);
+            if (ok < 0)
                 goto fail;
-            snprintf(status, sizeof status, "started run %lld", run_id);
+            char *key = xasprintf("budget_held:%s", j->name);
+            if (ok == 0) {
+                snprintf(status, sizeof status, "skipped: %.80s", why);
+                char *title = xasprintf("schedule %s %s", j->name, why);
+                struct alert_spec a = {.type = "budget_held", .severity = ALERT_WARNING,
+                                       .title = title,
+                                       .message = "data stays fresh only as far as the budget"
+                                                  " allows; see tds budget",
+                                       .affected = 1, .dedup_key = key};
+                int arc = alerts_raise(c, &a, NULL, NULL, &err);
+                free(title);
+                free(why);
+                free(key);
+                if (arc != 0)
+                    goto fail;
+            } else {
+                int rrc = alerts_resolve(c, key, NULL, &err);
+                free(key);
+                if (rrc != 0 ||
+                    runs_request(c, j->run_type, NULL, "schedule", "{}", "scheduler", &run_id,
+                                 &err) != 0)
+                    goto fail;
+                snprintf(status, sizeof status, "started run %lld", run_id);
+            }
         }
     }
     char rid[24];

@@ -638,6 +638,79 @@ static void test_one_leader_while_janitor_stalls(void **s)
     stop_engine(e[1]);
 }
 
+/* The governor (issue 19): a scheduled slot that would spend the reserve
+ * is held back, said in the schedule's status and an alert; with budget
+ * to spare the job runs again and the alert resolves. */
+static void test_budget_governor(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    pgtest_exec(db, "DELETE FROM tds.schedules; DELETE FROM tds.leases;"
+                    " UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
+                    " WHERE status IN ('pending', 'running'); TRUNCATE tds.api_usage");
+    cl.cfg.schedule.enabled = true;
+    const char *daily = "0 0 * * *"; /* made due by hand below */
+    free(cl.cfg.schedule.reconcile);
+    cl.cfg.schedule.reconcile = xstrdup(daily);
+    free(cl.cfg.schedule.stock_sync);
+    cl.cfg.schedule.stock_sync = xstrdup(daily);
+    cl.cfg.zoho.rate_limit.per_day = 5000; /* a reserve of 500 */
+    cl.cfg.zoho.budget_reserve_percent = 10;
+    pgtest_exec(db, "CREATE TEMP TABLE IF NOT EXISTS gov_base AS SELECT 0 AS id;"
+                    " UPDATE gov_base SET id = (SELECT coalesce(max(id), 0) FROM tds.sync_runs)");
+    struct engine *e = start_engine(&cl, "governor");
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.schedules WHERE name IN"
+                                     " ('reconcile', 'stock_sync') AND enabled",
+                                 2, 10000),
+                     2);
+    /* 4,490 used: 10 left before the reserve; a reconcile costs more (~26
+     * calls, by the model), a stock sync less (3, the median of its runs) */
+    pgtest_exec(db, "INSERT INTO tds.api_usage (minute, instance, endpoint, status, calls)"
+                    " VALUES (date_trunc('minute', now()), 'x', 'GET /items', 200, 4490)");
+    const char *due = "UPDATE tds.schedules SET next_run_at = date_trunc('second', now())"
+                      " - interval '1 second' WHERE name IN ('reconcile', 'stock_sync')";
+    pgtest_exec(db, due);
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.schedules WHERE name ="
+                                     " 'reconcile' AND last_status LIKE"
+                                     " 'skipped: held back by the budget%'",
+                                 1, 10000),
+                     1);
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger ="
+                                     " 'schedule' AND run_type = 'stock' AND id > (SELECT id FROM gov_base)",
+                                 1, 10000),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger ="
+                                       " 'schedule' AND run_type = 'reconcile' AND id > (SELECT id FROM gov_base)"),
+                     0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE alert_type ="
+                                       " 'budget_held' AND resolved_at IS NULL"
+                                       " AND dedup_key = 'budget_held:reconcile'"),
+                     1);
+    /* 4,498 used: 2 left, less than even a stock sync: it is held too */
+    pgtest_exec(db, "UPDATE tds.api_usage SET calls = 4498; UPDATE tds.sync_runs SET status ="
+                    " 'cancelled', finished_at = now() WHERE status = 'pending'");
+    pgtest_exec(db, due);
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.schedules WHERE last_status LIKE"
+                                     " 'skipped: held back by the budget%'",
+                                 2, 10000),
+                     2);
+    /* budget to spare again: the job runs, its alert resolves */
+    pgtest_exec(db, "TRUNCATE tds.api_usage");
+    pgtest_exec(db, due);
+    assert_int_equal(wait_scalar(db, "SELECT count(*) FROM tds.sync_runs WHERE trigger ="
+                                     " 'schedule' AND run_type = 'reconcile' AND id > (SELECT id FROM gov_base)",
+                                 1, 10000),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE alert_type ="
+                                       " 'budget_held' AND resolved_at IS NULL"),
+                     0);
+    stop_engine(e);
+    cl.cfg.schedule.enabled = false;
+    cl.cfg.zoho.rate_limit.per_day = 0;
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
+                    " WHERE status IN ('pending', 'running')");
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -652,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_no_overlapping_runs),
         cmocka_unit_test(test_zombie_run_stops),
         cmocka_unit_test(test_one_leader_while_janitor_stalls),
+        cmocka_unit_test(test_budget_governor),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);
