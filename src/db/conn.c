@@ -157,6 +157,14 @@ PGresult *db_exec(PGconn *c, const char *sql, int nparams, const char *const *pa
             *err = db_error_line(c);
         } else {
             char *line = xstrndup(m, strcspn(m, "\n"));
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (str_eq(state, "42501")) { /* insufficient_privilege: say what it means */
+                char *hint = xasprintf("%s (the database role of this connection may not do"
+                                       " this: acting needs tds_operator, see tds(1) ROLES)",
+                                       line);
+                free(line);
+                line = hint;
+            }
             *err = log_redact(line);
             free(line);
         }
