@@ -32,6 +32,8 @@ struct tds_config {
         char *client_secret_file;
         char *refresh_token;        /* secret */
         char *refresh_token_file;
+        char *token_key;            /* secret: seals the access token at rest */
+        char *token_key_file;
         char *plan;                 /* free standard professional premium elite ultimate */
         struct {
             int per_minute;
