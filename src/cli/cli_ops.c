@@ -27,13 +27,13 @@
 
 /* Options every listing understands; a subcommand says which it accepts. */
 struct opts {
-    bool json, all;
+    bool json, all, estimate;
     long limit;
     const char *status, *entity, *reason, *instance;
 };
 
 enum { O_JSON = 1, O_ALL = 2, O_LIMIT = 4, O_STATUS = 8, O_ENTITY = 16, O_REASON = 32,
-       O_INSTANCE = 64 };
+       O_INSTANCE = 64, O_ESTIMATE = 128 };
 
 /*
  * Parses argv (argv[0] is the subcommand path for messages) for the options
@@ -44,7 +44,8 @@ const struct option cli_ops_options[] = {
     {"json", no_argument, NULL, 'j'},       {"all", no_argument, NULL, 'a'},
     {"limit", required_argument, NULL, 'n'}, {"status", required_argument, NULL, 's'},
     {"entity", required_argument, NULL, 'e'}, {"reason", required_argument, NULL, 'r'},
-    {"instance", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0},
+    {"instance", required_argument, NULL, 'i'}, {"estimate", no_argument, NULL, 'E'},
+    {NULL, 0, NULL, 0},
 };
 
 static int parse(const char *what, int argc, char **argv, unsigned allowed, struct opts *o,
@@ -53,7 +54,7 @@ static int parse(const char *what, int argc, char **argv, unsigned allowed, stru
     static const struct { int ch; unsigned flag; const char *name; } map[] = {
         {'j', O_JSON, "--json"},     {'a', O_ALL, "--all"},       {'n', O_LIMIT, "--limit"},
         {'s', O_STATUS, "--status"}, {'e', O_ENTITY, "--entity"}, {'r', O_REASON, "--reason"},
-        {'i', O_INSTANCE, "--instance"},
+        {'i', O_INSTANCE, "--instance"}, {'E', O_ESTIMATE, "--estimate"},
     };
     memset(o, 0, sizeof *o);
     o->limit = 50;
@@ -93,6 +94,7 @@ static int parse(const char *what, int argc, char **argv, unsigned allowed, stru
             break;
         case 'r': o->reason = optarg; break;
         case 'i': o->instance = optarg; break;
+        case 'E': o->estimate = true; break;
         }
     }
     int n = 0;
@@ -417,7 +419,8 @@ int cli_dlq(const struct cli_globals *g, int argc, char **argv)
             parse_id("dlq show", pos[0], &id) < 0)
             return TDS_EXIT_USAGE;
     } else if (strcmp(sub, "retry") == 0) {
-        if ((np = parse("dlq retry", sargc, sargv, O_ALL | O_ENTITY | O_REASON, &o, pos, 1)) < 0)
+        if ((np = parse("dlq retry", sargc, sargv, O_ALL | O_ENTITY | O_REASON | O_ESTIMATE, &o,
+                        pos, 1)) < 0)
             return TDS_EXIT_USAGE;
         if (o.all && np > 0)
             return cli_usage_error("dlq retry: give an id or --all, not both");
@@ -443,6 +446,39 @@ int cli_dlq(const struct cli_globals *g, int argc, char **argv)
     const char *who = audit_actor("cli");
     char target[48];
     snprintf(target, sizeof target, "dead_letter:%lld", id);
+    if (strcmp(sub, "retry") == 0) {
+        /* The cost preview: a retried item that asks for its record costs a
+         * GET; one that carries it costs nothing (issue 19). */
+        char ids[24];
+        snprintf(ids, sizeof ids, "%lld", id);
+        const char *p[] = {o.all ? NULL : ids, str_empty(o.entity) ? NULL : o.entity,
+                           str_empty(o.reason) ? NULL : o.reason};
+        PGresult *r = db_exec(c,
+                              "SELECT count(*), count(*) FILTER (WHERE payload IS NULL"
+                              " OR payload->>'refetch' = 'true') FROM tds.dead_letter"
+                              " WHERE NOT resolved AND ($1::bigint IS NULL OR id = $1::bigint)"
+                              " AND ($2::text IS NULL OR entity_type = $2)"
+                              " AND ($3::text IS NULL OR strpos(lower(failure_reason),"
+                              " lower($3)) > 0)",
+                              3, p, &err);
+        if (r == NULL) {
+            rc = fail(err);
+            close_db(c, &cl);
+            return rc;
+        }
+        long long items = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        long long calls = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+        char preview[160];
+        budget_preview(c, &cl.cfg, calls, preview, sizeof preview);
+        if (o.estimate) {
+            printf("%lld item%s: %s\n", items, items == 1 ? "" : "s", preview);
+            close_db(c, &cl);
+            return TDS_EXIT_OK;
+        }
+        fprintf(stderr, "tds: dlq retry of %lld item%s: %s\n", items, items == 1 ? "" : "s",
+                preview);
+    }
     if (strcmp(sub, "list") == 0) {
         rc = dlq_list(c, &o);
     } else if (strcmp(sub, "show") == 0) {

@@ -72,6 +72,18 @@ n=$(echo "$out" | jq_ 'd["estimated_calls"]')
 out=$(t sync stock --items 1,2,3 --estimate 2>&1)
 [ "$out" = "about 1 Zoho call (1% of the 100 left today)" ] && ok "items: one /itemdetails call" ||
     bad "items estimate: $out"
+# A dead-letter retry: an item that asks for its record costs a GET.
+sql "INSERT INTO tds.dead_letter (entity_type, zoho_id, operation, payload, failure_reason, attempts)
+     VALUES ('items', '1', 'upsert', '{\"refetch\": true}', 'HTTP 500', 5),
+            ('items', '2', 'upsert', NULL, 'HTTP 500', 5),
+            ('items', '3', 'upsert', '{\"item_id\": \"3\"}', 'HTTP 500', 5)" >/dev/null
+out=$(t dlq retry --all --estimate 2>&1)
+[ "$out" = "3 items: about 2 Zoho calls (2% of the 100 left today)" ] &&
+    [ "$(sql "SELECT count(*) FROM tds.dead_letter WHERE NOT resolved")" = 3 ] &&
+    ok "dlq retry --all --estimate: $out (nothing retried)" || bad "dlq estimate: $out"
+out=$(t dlq retry --all 2>&1 >/dev/null)
+echo "$out" | grep -q "tds: dlq retry of 3 items: about 2 Zoho calls" &&
+    ok "a dlq retry states its cost" || bad "dlq retry preview: $out"
 # 4. A request states its cost before it is made.
 out=$(t sync stock 2>&1 >/dev/null)
 echo "$out" | grep -q "tds: stock items: about 5 Zoho calls" && ok "a request states its cost on stderr" ||
