@@ -687,9 +687,14 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
         }
         if (entity_map_values(d, rec, &r, &err) != 0 ||
             (metap == NULL && entity_map_raw(&r, rec, &err) != 0)) {
+            /* the record's own id, however it was written (a number too) */
             const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
-            page_fail(p, cJSON_IsString(idv) ? idv->valuestring : NULL, rec,
-                      err ? err : xstrdup("unmappable record"));
+            char *idtext = r.id ? xstrdup(r.id)
+                           : cJSON_IsString(idv) ? xstrdup(idv->valuestring)
+                           : cJSON_IsNumber(idv) ? xasprintf("%.0f", idv->valuedouble)
+                                                 : NULL;
+            page_fail(p, idtext, rec, err ? err : xstrdup("unmappable record"));
+            free(idtext);
             entity_record_free(&r);
             continue;
         }

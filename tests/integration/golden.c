@@ -240,12 +240,15 @@ int main(int argc, char **argv)
     }
     char *want = slurp(expected);
     if (!str_eq(want, out.buf)) {
-        FILE *f = fopen("golden.got", "w");
+        const char *broot = getenv("TDS_BUILD_ROOT");
+        char *gotpath = xasprintf("%s/golden.got", broot ? broot : "/tmp");
+        FILE *f = fopen(gotpath, "w");
         if (f) {
             fputs(out.buf, f);
             fclose(f);
         }
-        fprintf(stderr, "golden: the stored rows differ from %s (got: ./golden.got):\n", expected);
+        fprintf(stderr, "golden: the stored rows differ from %s (got: %s):\n", expected, gotpath);
+        free(gotpath);
         /* the first differing line */
         const char *a = want, *b = out.buf;
         while (*a && *a == *b) {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# zoho-shapes.sh DRIVER SIM: Zoho's real response shapes end to end (issue
+# 17), through `tds sync --wait` against the simulator and a real
+# PostgreSQL.  One section per point:
+#   4. times as Zoho writes them: a date-only created_time is stored (midnight
+#      in the org's offset), an unparseable one keeps the record (NULL), a
+#      dead-lettered record carries its real id; such a run exits 1 with
+#      status completed_with_errors and raises an alert
+set -u
+drv=$1 sim=$2
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=simlib.sh
+. "$here/simlib.sh"
+simlib_init zohoshapes
+jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+reset_db() { sql "TRUNCATE zoho.items CASCADE; TRUNCATE tds.events, tds.sync_state, tds.dead_letter, tds.sync_queue, tds.alerts CASCADE" >/dev/null; }
+nth_item() { ctl GET /_sim/truth/items | sed -n "${1}p" | jq_ 'd["item_id"]'; }
+
+sim_start --seed 21 --items 300
+t migrate 2>/dev/null || { echo "migrate failed"; exit 1; }
+
+# ---- 4. times as Zoho writes them ----
+a=$(nth_item 3) b=$(nth_item 5) c=$(nth_item 7)
+ctl PATCH "/_sim/items/$a" '{"created_time": "2013-01-24", "last_modified_time": "2026-01-24T10:15:00+0530"}' >/dev/null
+ctl PATCH "/_sim/items/$b" '{"created_time": "24/01/2013 10:15 AM"}' >/dev/null
+ctl PATCH "/_sim/items/$c" '{"rate": "twelve"}' >/dev/null
+for how in "stock --all-items" "items --full"; do
+    reset_db
+    # shellcheck disable=SC2086
+    out=$(t sync $how --wait --json 2>/dev/null); st=$?
+    v=$(sql "SELECT created_time AT TIME ZONE 'UTC' FROM zoho.items WHERE item_id = '$a'")
+    [ "$v" = "2013-01-23 18:30:00" ] && ok "$how: date-only created_time stored as midnight +0530" \
+        || bad "$how: date-only created_time: '$v' (dead letters: $(sql "SELECT zoho_id, failure_reason FROM tds.dead_letter"))"
+    v=$(sql "SELECT coalesce(created_time::text, 'NULL') FROM zoho.items WHERE item_id = '$b'")
+    [ "$v" = NULL ] && ok "$how: unparseable created_time: record kept, time NULL" || bad "$how: unparseable time: '$v'"
+    v=$(sql "SELECT string_agg(zoho_id, ',') FROM tds.dead_letter")
+    [ "$v" = "$c" ] && ok "$how: only the bad record is dead-lettered, with its id" || bad "$how: dead letters: $v"
+    [ $st = 1 ] && ok "$how: exit 1 when records were dead-lettered" || bad "$how: exit $st"
+    v=$(echo "$out" | jq_ 'd["status"], d["failed"]' 2>&1)
+    [ "$v" = "completed_with_errors 1" ] && ok "$how: status completed_with_errors, failed 1" || bad "$how: status: $v"
+    v=$(sql "SELECT status, error LIKE '1 record dead-lettered%' FROM tds.sync_runs ORDER BY id DESC LIMIT 1")
+    [ "$v" = "completed|t" ] && ok "$how: run row completed with the count in error" || bad "$how: run row: $v"
+    v=$(sql "SELECT count(*) FROM tds.alerts WHERE alert_type = 'sync_dead_letters' AND resolved_at IS NULL")
+    [ "$v" = 1 ] && ok "$how: alert raised" || bad "$how: alerts: $v"
+done
+echo "zoho-shapes: $fails failure(s)"
+[ $fails = 0 ]
