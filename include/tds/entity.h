@@ -80,4 +80,16 @@ int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct enti
 int entity_map_raw(struct entity_record *r, const cJSON *rec, char **err) TDS_MUST_CHECK;
 void entity_record_free(struct entity_record *r);
 
+/*
+ * JSON with its numbers exact (src/zoho/json.c): like cJSON_Parse /
+ * cJSON_ParseWithLengthOpts, but a number a double cannot hold exactly
+ * (more than 15 significant digits: an unquoted 19-digit id, a price past
+ * 2^53) becomes a cJSON_Raw node with the number's text, printed verbatim
+ * by cJSON and read as that number by the mapping.  Free with cJSON_Delete.
+ */
+cJSON *entity_json_parse(const char *text);
+cJSON *entity_json_parse_opts(const char *text, size_t len, const char **end, bool require_null);
+/* The exact text of such a number node (caller frees), or NULL. */
+char *entity_json_number(const cJSON *v);
+
 #endif

@@ -605,7 +605,7 @@ int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,
         *err = xasprintf("%s %s: upsert without a payload", d->name, it->zoho_id);
         return -1;
     }
-    cJSON *root = cJSON_Parse(it->payload);
+    cJSON *root = entity_json_parse(it->payload); /* numbers exact */
     if (root == NULL) {
         *err = xasprintf("%s %s: payload is not valid JSON", d->name, it->zoho_id);
         return -1;

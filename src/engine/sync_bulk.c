@@ -427,12 +427,34 @@ static char *json_text(const cJSON *o, const char *k1, const char *k2, char kind
             *bad = true;
         return *bad ? NULL : xstrdup(v->valuestring);
     }
+    char *exact = entity_json_number(v); /* a number kept exactly */
+    if (exact != NULL) {
+        if (kind == 'b')
+            *bad = true;
+        if (*bad)
+            free(exact);
+        return *bad ? NULL : exact;
+    }
     if (cJSON_IsNumber(v))
         return kind == 'b' ? xstrdup(v->valuedouble != 0 ? "true" : "false")
                            : fmt_double(v->valuedouble);
     if (cJSON_IsBool(v))
         return xstrdup(cJSON_IsTrue(v) ? "true" : "false");
     *bad = true;
+    return NULL;
+}
+
+/* The text of an id however Zoho wrote it: a string, a number kept
+ * exactly, or a number a double holds; NULL if none. */
+static char *record_id_text(const cJSON *idv)
+{
+    char *exact = entity_json_number(idv);
+    if (exact != NULL)
+        return exact;
+    if (cJSON_IsString(idv))
+        return xstrdup(idv->valuestring);
+    if (cJSON_IsNumber(idv) && idv->valuedouble >= 0 && idv->valuedouble < 9007199254740992.0)
+        return xasprintf("%.0f", idv->valuedouble);
     return NULL;
 }
 
@@ -689,10 +711,7 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
             (metap == NULL && entity_map_raw(&r, rec, &err) != 0)) {
             /* the record's own id, however it was written (a number too) */
             const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
-            char *idtext = r.id ? xstrdup(r.id)
-                           : cJSON_IsString(idv) ? xstrdup(idv->valuestring)
-                           : cJSON_IsNumber(idv) ? xasprintf("%.0f", idv->valuedouble)
-                                                 : NULL;
+            char *idtext = r.id ? xstrdup(r.id) : record_id_text(idv);
             page_fail(p, idtext, rec, err ? err : xstrdup("unmappable record"));
             free(idtext);
             entity_record_free(&r);
@@ -882,22 +901,27 @@ static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const 
         }
         const cJSON *rec;
         cJSON_ArrayForEach(rec, items) {
-            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "item_id");
-            if (!cJSON_IsString(idv) || !str_is_digits(idv->valuestring))
+            /* a string id, or a number (Zoho's documented samples) */
+            char *iid = record_id_text(cJSON_GetObjectItemCaseSensitive(rec, "item_id"));
+            if (iid == NULL || !str_is_digits(iid)) {
+                free(iid);
                 continue;
+            }
             char *why = NULL;
             size_t mark = locs->len;
-            if (render_locations(rec, idv->valuestring, locs, &why) < 0) {
+            if (render_locations(rec, iid, locs, &why) < 0) {
                 locs->len = mark;
                 if (locs->buf)
                     locs->buf[mark] = '\0';
                 log_warn("run %lld: %s", j->run_id, why);
                 free(why);
+                free(iid);
                 continue;
             }
             /* An item without a locations array has none: clear what we had. */
-            copy_field(li, idv->valuestring);
+            copy_field(li, iid);
             strbuf_putc(li, '\n');
+            free(iid);
         }
         cJSON_Delete(items);
         at += n;

@@ -199,7 +199,51 @@ static const char *const pay_modes[] = {"cash", "bank transfer", "cheque", "cred
 
 uint64_t sim_id_for(int ent, uint64_t seq)
 {
-    return 4815000000000000000ULL + (uint64_t)ent * 10000000000000ULL + 44208ULL + seq * 13ULL;
+    /* numeric-ids: 16 digits, as in Zoho's documented samples (a double
+     * holds them); else 19, as real organizations have */
+    uint64_t base = (sim_shapes & SIM_SHAPE_NUMERIC_IDS) ? 4815000000000000ULL
+                                                         : 4815000000000000000ULL;
+    uint64_t step = (sim_shapes & SIM_SHAPE_NUMERIC_IDS) ? 10000000000000ULL / 100
+                                                         : 10000000000000ULL;
+    return base + (uint64_t)ent * step + 44208ULL + seq * 13ULL;
+}
+
+/* ---- shapes ---- */
+
+unsigned sim_shapes;
+
+bool sim_shapes_parse(const char *spec, unsigned *out, char **bad)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"numeric-ids", SIM_SHAPE_NUMERIC_IDS}, {"stock-figures", SIM_SHAPE_STOCK_FIGURES}};
+    *out = 0;
+    const char *p = spec;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        bool found = false;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && strncmp(p, names[i].name, n) == 0) {
+                *out |= names[i].bit;
+                found = true;
+            }
+        if (!found && n > 0) {
+            *bad = strndup(p, n);
+            return false;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
+bool sim_shape_numeric_key(const char *key)
+{
+    return (sim_shapes & SIM_SHAPE_NUMERIC_IDS) && key &&
+           (!strcmp(key, "item_id") || !strcmp(key, "location_id") ||
+            !strcmp(key, "warehouse_id"));
 }
 
 static void add_id(cJSON *o, const char *k, uint64_t id)
@@ -412,6 +456,23 @@ void sim_item_totals(cJSON *item)
                                                cJSON_CreateNumber(av));
 }
 
+/* stock-figures: what Zoho's item details carry beside the three stock
+ * figures, per location: for sale = available - what is reserved for
+ * orders (the available stock, as the item totals have it). */
+static void add_stock_figures(cJSON *e, const char *p, double on, double committed)
+{
+    char k[80];
+    double sale = on - committed;
+    snprintf(k, sizeof(k), "%s_available_for_sale_stock", p);
+    add_num(e, k, sale);
+    snprintf(k, sizeof(k), "%s_actual_available_for_sale_stock", p);
+    add_num(e, k, sale);
+    snprintf(k, sizeof(k), "%s_committed_stock", p);
+    add_num(e, k, committed);
+    snprintf(k, sizeof(k), "%s_actual_committed_stock", p);
+    add_num(e, k, committed);
+}
+
 static cJSON *gen_item(const struct sim_config *cfg, uint64_t seq, struct sim_rng *r,
                        int64_t created, int64_t modified)
 {
@@ -606,6 +667,8 @@ static cJSON *gen_item(const struct sim_config *cfg, uint64_t seq, struct sim_rn
             add_num(e, k, on - committed);
             snprintf(k, sizeof(k), "%s_actual_available_stock", p);
             add_num(e, k, on - committed);
+            if (sim_shapes & SIM_SHAPE_STOCK_FIGURES)
+                add_stock_figures(e, p, on, committed);
             cJSON_AddItemToArray(locs, e);
         }
         sim_item_totals(o);

@@ -54,6 +54,18 @@ struct sim_config {
     char *base_url; /* http://HOST:PORT, for api_domain */
 };
 
+/* ---- shapes (gen.c): real Zoho response shapes, switched on by --shape
+ * (README "Shapes"); none by default. ---- */
+enum {
+    SIM_SHAPE_NUMERIC_IDS = 1u << 0,   /* item_id/location_id as JSON numbers, 16 digits */
+    SIM_SHAPE_STOCK_FIGURES = 1u << 1, /* *_available_for_sale_stock, *_committed_stock */
+};
+extern unsigned sim_shapes;
+/* Parses "numeric-ids,stock-figures" into *out; false with *bad the unknown name. */
+bool sim_shapes_parse(const char *spec, unsigned *out, char **bad);
+/* Whether key is an id sim_json_render writes as a number (numeric-ids). */
+bool sim_shape_numeric_key(const char *key);
+
 /* ---- rng (gen.c) ---- */
 uint64_t sim_rng_next(struct sim_rng *r);
 /* Uniform in [0, n); n > 0. */

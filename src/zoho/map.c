@@ -161,6 +161,16 @@ static char *map_value(const struct entity_column *col, const cJSON *v, const cJ
         return NULL;
     if (cJSON_IsString(v) && v->valuestring[0] == '\0')
         return NULL;
+    /* A number kept exactly (entity_json_parse): its text is the value. */
+    char *exact = entity_json_number(v);
+    if (exact != NULL) {
+        if (col->type == COL_TEXT || (col->type == COL_NUMERIC && is_numeric_text(exact))) {
+            *out = exact;
+            return NULL;
+        }
+        free(exact);
+        return xstrdup(col->type == COL_NUMERIC ? "is not a number" : "is not of its type");
+    }
     switch (col->type) {
     case COL_TEXT:
         if (cJSON_IsString(v))
@@ -262,7 +272,14 @@ static char *map_id(const struct entity_desc *d, const cJSON *rec, char **err)
         }
         return xstrdup(v->valuestring);
     }
-    /* An id sent as a JSON number is only safe while a double holds it exactly. */
+    /* An id sent as a JSON number: exact when parsed so (entity_json_parse),
+     * else only safe while a double holds it exactly. */
+    char *exact = entity_json_number(v);
+    if (exact != NULL) {
+        if (str_is_digits(exact) && strlen(exact) <= 40)
+            return exact;
+        free(exact);
+    }
     if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0 &&
         floor(v->valuedouble) == v->valuedouble) {
         return xasprintf("%.0f", v->valuedouble);

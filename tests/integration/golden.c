@@ -72,7 +72,8 @@ static const char *raw_exact(PGconn *c, const struct entity_desc *d, const char 
 /* Applies the records of one body; pass 0 reports into out. */
 static void apply_body(PGconn *c, const char *name, const char *text, int pass)
 {
-    cJSON *doc = cJSON_Parse(text);
+    /* parsed as the client parses Zoho's answers: numbers exact */
+    cJSON *doc = entity_json_parse(text);
     if (doc == NULL) {
         if (pass == 0)
             strbuf_printf(&out, "body %s: not JSON\n", name);
@@ -119,8 +120,10 @@ static void apply_body(PGconn *c, const char *name, const char *text, int pass)
                 continue;
             }
             const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
-            char *id = cJSON_IsString(idv) ? xstrdup(idv->valuestring)
-                                           : xasprintf("%.0f", cJSON_IsNumber(idv) ? idv->valuedouble : -1.0);
+            char *id = entity_json_number(idv);
+            if (id == NULL)
+                id = cJSON_IsString(idv) ? xstrdup(idv->valuestring)
+                                         : xasprintf("%.0f", cJSON_IsNumber(idv) ? idv->valuedouble : -1.0);
             char *path = list ? xasprintf("{%s,%d}", k->string, i) : xasprintf("{%s}", k->string);
             if (changed) {
                 applied++;
