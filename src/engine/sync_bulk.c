@@ -259,10 +259,27 @@ static const char *bulk_sql(const struct entity_desc *d, int which)
     return s;
 }
 
+/* The stock figures of a location row beyond its name and primary flag
+ * (0018 added the last four: for sale and committed). */
+#define LOC_FIGURES                                                                                \
+    "stock_on_hand, available_stock, actual_available_stock, available_for_sale_stock,"            \
+    " actual_available_for_sale_stock, committed_stock, actual_committed_stock"
+#define LOC_FIGURES_S                                                                              \
+    "s.stock_on_hand, s.available_stock, s.actual_available_stock, s.available_for_sale_stock,"    \
+    " s.actual_available_for_sale_stock, s.committed_stock, s.actual_committed_stock"
+#define LOC_FIGURES_T                                                                              \
+    "t.stock_on_hand, t.available_stock, t.actual_available_stock, t.available_for_sale_stock,"    \
+    " t.actual_available_for_sale_stock, t.committed_stock, t.actual_committed_stock"
+#define LOC_FIGURES_EX                                                                             \
+    "EXCLUDED.stock_on_hand, EXCLUDED.available_stock, EXCLUDED.actual_available_stock,"           \
+    " EXCLUDED.available_for_sale_stock, EXCLUDED.actual_available_for_sale_stock,"                \
+    " EXCLUDED.committed_stock, EXCLUDED.actual_committed_stock"
 static const char SQL_LOC_STAGE[] =
     "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locs (item_id text, location_id text,"
     " location_name text, is_primary boolean, stock_on_hand numeric, available_stock numeric,"
-    " actual_available_stock numeric) ON COMMIT DELETE ROWS";
+    " actual_available_stock numeric, available_for_sale_stock numeric,"
+    " actual_available_for_sale_stock numeric, committed_stock numeric,"
+    " actual_committed_stock numeric) ON COMMIT DELETE ROWS";
 static const char SQL_LOCITEM_STAGE[] =
     "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems (zid text) ON COMMIT DELETE ROWS";
 static const char SQL_LOC_MERGE[] =
@@ -272,18 +289,16 @@ static const char SQL_LOC_MERGE[] =
     "   AND NOT EXISTS (SELECT 1 FROM pg_temp.tds_stage_locs s WHERE s.item_id = x.item_id"
     "   AND s.location_id = x.location_id) RETURNING 1),"
     " up AS (INSERT INTO zoho.item_locations AS t (item_id, location_id, location_name,"
-    "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"
+    "   is_primary, " LOC_FIGURES ", synced_at)"
     "   SELECT DISTINCT ON (s.item_id, s.location_id) s.item_id, s.location_id, s.location_name,"
-    "   s.is_primary, s.stock_on_hand, s.available_stock, s.actual_available_stock, now()"
+    "   s.is_primary, " LOC_FIGURES_S ", now()"
     "   FROM pg_temp.tds_stage_locs s JOIN li ON li.zid = s.item_id"
     "   ORDER BY s.item_id, s.location_id"
-    "   ON CONFLICT (item_id, location_id) DO UPDATE SET location_name = EXCLUDED.location_name,"
-    "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
-    "   available_stock = EXCLUDED.available_stock,"
-    "   actual_available_stock = EXCLUDED.actual_available_stock, synced_at = now()"
-    "   WHERE (t.location_name, t.is_primary, t.stock_on_hand, t.available_stock,"
-    "   t.actual_available_stock) IS DISTINCT FROM (EXCLUDED.location_name, EXCLUDED.is_primary,"
-    "   EXCLUDED.stock_on_hand, EXCLUDED.available_stock, EXCLUDED.actual_available_stock)"
+    "   ON CONFLICT (item_id, location_id) DO UPDATE SET (location_name, is_primary, "
+    LOC_FIGURES ", synced_at) = (EXCLUDED.location_name, EXCLUDED.is_primary, " LOC_FIGURES_EX
+    ", now())"
+    "   WHERE (t.location_name, t.is_primary, " LOC_FIGURES_T ") IS DISTINCT FROM"
+    "   (EXCLUDED.location_name, EXCLUDED.is_primary, " LOC_FIGURES_EX ")"
     "   RETURNING 1)"
     " SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM up)";
 
@@ -488,32 +503,36 @@ static int render_locations(const cJSON *rec, const char *item_id, struct strbuf
             }
             continue;
         }
-        char *v[5];
+        /* name, primary, then the figures in LOC_FIGURES' order */
+        static const char *const figs[] = {"stock_on_hand",
+                                           "available_stock",
+                                           "actual_available_stock",
+                                           "available_for_sale_stock",
+                                           "actual_available_for_sale_stock",
+                                           "committed_stock",
+                                           "actual_committed_stock"};
+        enum { NV = 2 + TDS_ARRAY_LEN(figs) };
+        char *v[NV];
         v[0] = json_text(l, legacy ? "warehouse_name" : "location_name",
                          legacy ? "location_name" : "warehouse_name", 't', &bad);
         v[1] = json_text(l, "is_primary", "is_primary_location", 'b', &bad);
-        v[2] = json_text(l, legacy ? "warehouse_stock_on_hand" : "location_stock_on_hand",
-                         legacy ? "location_stock_on_hand" : "warehouse_stock_on_hand", 'n', &bad);
-        v[3] = json_text(l, legacy ? "warehouse_available_stock" : "location_available_stock",
-                         legacy ? "location_available_stock" : "warehouse_available_stock", 'n',
-                         &bad);
-        v[4] = json_text(l,
-                         legacy ? "warehouse_actual_available_stock"
-                                : "location_actual_available_stock",
-                         legacy ? "location_actual_available_stock"
-                                : "warehouse_actual_available_stock",
-                         'n', &bad);
+        for (size_t f = 0; f < TDS_ARRAY_LEN(figs); f++) {
+            char k1[64], k2[64];
+            snprintf(k1, sizeof k1, "%s_%s", legacy ? "warehouse" : "location", figs[f]);
+            snprintf(k2, sizeof k2, "%s_%s", legacy ? "location" : "warehouse", figs[f]);
+            v[2 + f] = json_text(l, k1, k2, 'n', &bad);
+        }
         if (!bad) {
             copy_field(&tmp, item_id);
             strbuf_putc(&tmp, '\t');
             copy_field(&tmp, id);
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < NV; i++) {
                 strbuf_putc(&tmp, '\t');
                 copy_field(&tmp, v[i]);
             }
             strbuf_putc(&tmp, '\n');
         }
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NV; i++)
             free(v[i]);
         if (bad) {
             *why = xasprintf("item %s: location %s has an unusable value", item_id, id);
@@ -1471,8 +1490,7 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
     if (rc == 0 && locs.len)
         rc = copy_send(j->conn,
                        "COPY pg_temp.tds_stage_locs (item_id, location_id, location_name,"
-                       " is_primary, stock_on_hand, available_stock, actual_available_stock)"
-                       " FROM STDIN",
+                       " is_primary, " LOC_FIGURES ") FROM STDIN",
                        locs.buf, locs.len, err);
     if (rc == 0 && rows.len)
         rc = run_merge(j, o, &m, err);

@@ -672,6 +672,10 @@ static cJSON *gen_item(const struct sim_config *cfg, uint64_t seq, struct sim_rn
             cJSON_AddItemToArray(locs, e);
         }
         sim_item_totals(o);
+    } else if (sim_shapes & SIM_SHAPE_STOCK_FIGURES) {
+        /* as Zoho: an item that does not track inventory has no array at all */
+        cJSON_DeleteItemFromObjectCaseSensitive(o, cfg->legacy_warehouses ? "warehouses"
+                                                                           : "locations");
     }
     return o;
 }

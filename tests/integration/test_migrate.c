@@ -62,7 +62,10 @@ static void test_concurrent_first_migration(void **state)
     assert_int_equal(r1[0], 0);
     assert_int_equal(r2[0], 0);
     /* Exactly one of them applied the migrations. */
-    assert_int_equal(r1[1] + r2[1], db_schema_version_known());
+    /* (as many as there are: numbers may have gaps while branches merge) */
+    PGconn *c = pgtest_connect();
+    assert_int_equal(r1[1] + r2[1], pgtest_scalar(c, "SELECT count(*) FROM tds.schema_migrations"));
+    PQfinish(c);
     assert_true(r1[1] == 0 || r2[1] == 0);
 }
 

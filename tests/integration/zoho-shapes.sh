@@ -65,5 +65,38 @@ t sync items --full --wait --json >/dev/null 2>&1
 v=$(sql "SELECT string_agg(zoho_id, ',') FROM tds.dead_letter")
 [ "$v" = "$c" ] && ok "numeric-id record dead-lettered with its id" || bad "numeric id dead letter: '$v', want $c"
 
+# ---- 6. every documented stock figure ----
+sim_start --seed 22 --items 200 --shape stock-figures
+reset_db
+t sync stock --all-items --wait >/dev/null 2>&1 || bad "stock-figures: stock sync failed"
+ctl GET /_sim/truth/items > "$tmp/truth.ndjson"
+sql "SELECT item_id || '/' || location_id, available_for_sale_stock, committed_stock,
+            actual_available_for_sale_stock, actual_committed_stock FROM zoho.item_locations" > "$tmp/locs.txt"
+sql "SELECT item_id, available_for_sale_stock, committed_stock FROM zoho.items" > "$tmp/items.txt"
+if v=$(python3 - "$tmp/truth.ndjson" "$tmp/locs.txt" "$tmp/items.txt" <<'PY'
+import json, sys
+from decimal import Decimal
+def n(v): return None if v in (None, "") else Decimal(str(v)).normalize()
+want_l, want_i, untracked = {}, {}, set()
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    i = str(d["item_id"])
+    want_i[i] = (n(d.get("available_for_sale_stock")), n(d.get("committed_stock")))
+    if not d.get("locations"):
+        untracked.add(i)
+    for l in d.get("locations") or []:
+        want_l[i + "/" + str(l["location_id"])] = tuple(n(l.get("location_" + k)) for k in (
+            "available_for_sale_stock", "committed_stock", "actual_available_for_sale_stock",
+            "actual_committed_stock"))
+got_l = {r[0]: tuple(n(x) for x in r[1:]) for r in (l.split("|") for l in open(sys.argv[2]).read().split("\n") if l)}
+got_i = {r[0]: tuple(n(x) for x in r[1:]) for r in (l.split("|") for l in open(sys.argv[3]).read().split("\n") if l)}
+bad = [k for k in want_l if got_l.get(k) != want_l[k]] + [k for k in got_l if k not in want_l]
+bad += [k for k in want_i if got_i.get(k) != want_i[k]]
+assert all(v[0] is not None for v in want_l.values()), "the shape has no figures"
+print(f"{len(want_l)} locations, {len(want_i)} items, {len(untracked)} without locations, {len(bad)} wrong: {bad[:3]}")
+sys.exit(1 if bad else 0)
+PY
+); then ok "stock-figures: for sale and committed per location and item ($v)"; else bad "stock-figures: $v"; fi
+
 echo "zoho-shapes: $fails failure(s)"
 [ $fails = 0 ]
