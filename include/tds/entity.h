@@ -51,6 +51,10 @@ struct entity_desc {
 const struct entity_desc *entity_all(size_t *n);
 /* By name ("items") or singular ("item"); NULL if unknown. */
 const struct entity_desc *entity_find(const char *name);
+/* The filter_by that lists every record of d, whatever its status
+ * ("Status.All": Zoho's default hides inactive ones in places), or NULL
+ * where the list has no status filter. */
+const char *entity_all_filter(const struct entity_desc *d);
 /* Number of columns in d->columns. */
 size_t entity_ncolumns(const struct entity_desc *d);
 

@@ -563,6 +563,7 @@ struct bpage {
     int nfail, capfail;
     char *ctime, *cids;  /* cursor after this page */
     long long api;
+    long long zpages;   /* Zoho list pages it holds (pages are joined) */
     long long details;  /* /itemdetails requests made for this page */
     long long details_ms;
     cJSON *recs;        /* a listed page not mapped yet (lister -> fetch thread) */
@@ -1064,6 +1065,7 @@ static void page_join(struct bpage *a, struct bpage *b)
         b->ctime = b->cids = NULL;
     }
     a->api += b->api;
+    a->zpages += b->zpages;
     a->details += b->details;
     a->details_ms += b->details_ms;
     page_free(b);
@@ -1169,6 +1171,7 @@ static void *list_main(void *arg)
             break;
         struct bpage *p = xcalloc(1, sizeof *p);
         p->recs = recs;
+        p->zpages = 1;
         if (f->o->save_cursor)
             zoho_pager_cursor(l->pg, &p->ctime, &p->cids);
         p->api = zoho_conn_take_calls(f->zc);
@@ -1580,7 +1583,9 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
         struct bpage *p = pipe_pop(&q);
         j->stats.wait_ms += time_mono_ms() - tw;
         if (p) {
-            j->stats.pages++;
+            /* Zoho's list pages, however they were joined; an /itemdetails
+             * answer (fetch by ids) counts as a page of its own */
+            j->stats.pages += o->ids ? 1 : p->zpages;
             if (np == cap) {
                 cap *= 2;
                 pages = xreallocarray(pages, (size_t)cap, sizeof *pages);

@@ -27,6 +27,7 @@ enum {
     E_LOCATIONS,
     E_INVADJ,
     E_PRICEBOOKS,
+    E_PURCHASEORDERS, /* last: the others' ids and data stay as they were */
 };
 
 static const char *const st_active[] = {"active", "inactive", NULL};
@@ -36,6 +37,8 @@ static const char *const st_inv[] = {"draft", "sent", "paid", "overdue", "partia
                                      NULL};
 static const char *const st_cn[] = {"draft", "open", "closed", "void", NULL};
 static const char *const st_adj[] = {"draft", "adjusted", NULL};
+static const char *const st_po[] = {"draft", "issued", "partially_received", "received", "billed",
+                                    "cancelled", NULL};
 
 #define BOTH (SIM_BOOKS | SIM_INVENTORY)
 
@@ -60,6 +63,8 @@ const struct sim_entity sim_entities[SIM_ENTITIES] = {
      "Inventory Adjustment", "Inventory Adjustments", SIM_INVENTORY, 0, st_adj, 60, "line_items"},
     {"pricebooks", "pricebook", "pricebook_id", "Price Book", "Price Books", SIM_INVENTORY, 0,
      st_active, 5, NULL},
+    {"purchaseorders", "purchaseorder", "purchaseorder_id", "Purchase Order", "Purchase Orders",
+     BOTH, 0, st_po, 120, "line_items"},
 };
 
 int sim_entity_find(const char *name)
@@ -217,7 +222,11 @@ bool sim_shapes_parse(const char *spec, unsigned *out, char **bad)
     static const struct {
         const char *name;
         unsigned bit;
-    } names[] = {{"numeric-ids", SIM_SHAPE_NUMERIC_IDS}, {"stock-figures", SIM_SHAPE_STOCK_FIGURES}};
+    } names[] = {{"numeric-ids", SIM_SHAPE_NUMERIC_IDS},
+                 {"stock-figures", SIM_SHAPE_STOCK_FIGURES},
+                 {"hide-inactive", SIM_SHAPE_HIDE_INACTIVE},
+                 {"books-pc-array", SIM_SHAPE_BOOKS_PC_ARRAY},
+                 {"small-pages", SIM_SHAPE_SMALL_PAGES}};
     *out = 0;
     const char *p = spec;
     while (*p) {
@@ -827,6 +836,15 @@ static cJSON *gen_doc(const struct sim_config *cfg, int ent, uint64_t seq, struc
         add_date(o, "due_date", created + 30 * DAY);
         cJSON_AddBoolToObject(o, "has_attachment", false);
         break;
+    case E_PURCHASEORDERS:
+        doc_common(cfg, o, r, ent, seq, status, true, "purchaseorder_number", "PO", created,
+                   modified);
+        add_date(o, "delivery_date", created + 10 * DAY);
+        add_str(o, "order_status", status);
+        add_str(o, "received_status", !strcmp(status, "received") ? "received" : "");
+        add_str(o, "billed_status", !strcmp(status, "billed") ? "billed" : "");
+        add_str(o, "reference_number", "");
+        break;
     default: /* E_INVADJ */
         add_id(o, "inventory_adjustment_id", sim_id_for(ent, seq));
         add_date(o, "date", created);
@@ -982,6 +1000,7 @@ cJSON *sim_generate(const struct sim_config *cfg, int ent, uint64_t seq, int64_t
     case E_CREDITNOTES:
     case E_BILLS:
     case E_INVADJ:
+    case E_PURCHASEORDERS:
         return gen_doc(cfg, ent, seq, &r, created, modified);
     case E_CUSTOMERPAYMENTS:
     case E_VENDORPAYMENTS:

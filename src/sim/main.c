@@ -246,7 +246,7 @@ int main(int argc, char **argv)
         case O_SHAPE: {
             char *bad = NULL;
             if (!sim_shapes_parse(optarg, &sim_shapes, &bad)) {
-                fprintf(stderr, "tds-zoho-sim: --shape: unknown shape '%s' (numeric-ids, stock-figures)\n", bad);
+                fprintf(stderr, "tds-zoho-sim: --shape: unknown shape '%s' (numeric-ids, stock-figures, hide-inactive, books-pc-array, small-pages)\n", bad);
                 free(bad);
                 exit(2);
             }

@@ -62,6 +62,11 @@ static const struct entity_desc entities[] = {
     {"pricebooks", "pricebook", ZOHO_INVENTORY, "/pricebooks", "pricebook_id", false,
      "zoho.pricebooks",
      {T("name"), T("pricebook_type"), T("currency_code"), T("status"), TIMES}},
+    /* incoming stock; Books documents no changed-since filter on them */
+    {"purchaseorders", "purchaseorder", ZOHO_BOOKS, "/purchaseorders", "purchaseorder_id", false,
+     "zoho.purchaseorders",
+     {T("purchaseorder_number"), T("vendor_id"), T("vendor_name"), T("status"), D("date"),
+      D("delivery_date"), N("total"), T("currency_code"), TIMES}},
 };
 
 const struct entity_desc *entity_all(size_t *n)
@@ -81,6 +86,15 @@ const struct entity_desc *entity_find(const char *name)
     if (strcmp(name, "customerpayment") == 0)
         return entity_find("customerpayments");
     return NULL;
+}
+
+const char *entity_all_filter(const struct entity_desc *d)
+{
+    /* Every list with a Status filter takes Status.All; the payments' lists
+     * filter by payment mode instead. */
+    if (str_eq(d->name, "customerpayments") || str_eq(d->name, "vendorpayments"))
+        return NULL;
+    return "Status.All";
 }
 
 size_t entity_ncolumns(const struct entity_desc *d)

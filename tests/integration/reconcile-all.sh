@@ -13,7 +13,7 @@ SIM_TIMEOUT=5 sim_start --seed 5 --items 300
 t migrate 2>/dev/null || { echo "migrate failed"; exit 1; }
 t sync all --full --wait >"$tmp/sync.out" 2>&1 || bad "full sync failed: $(tail -3 "$tmp/sync.out")"
 for e in items contacts salesorders invoices customerpayments creditnotes bills vendorpayments \
-         users locations inventoryadjustments pricebooks; do
+         users locations inventoryadjustments pricebooks purchaseorders; do
     n=$(sql "SELECT count(*) FROM zoho.$e") || { bad "$e: no table"; continue; }
     [ "$n" -gt 0 ] || { bad "$e: no data after the full sync"; continue; }
     out=$(t reconcile "$e" --wait --json 2>"$tmp/err"); st=$?

@@ -25,6 +25,7 @@ static const char *const tables[] = {
     "zoho.items",    "zoho.item_locations", "zoho.contacts", "zoho.salesorders", "zoho.invoices",
     "zoho.customerpayments", "zoho.creditnotes", "zoho.bills", "zoho.vendorpayments",
     "zoho.users", "zoho.locations", "zoho.inventoryadjustments", "zoho.pricebooks",
+    "zoho.purchaseorders",
 };
 
 static void *migrate_thread(void *arg)

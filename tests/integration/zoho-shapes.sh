@@ -6,6 +6,14 @@
 #      in the org's offset), an unparseable one keeps the record (NULL), a
 #      dead-lettered record carries its real id; such a run exits 1 with
 #      status completed_with_errors and raises an alert
+#   5. numeric (unquoted) ids (--shape numeric-ids): items and every location
+#      exact; a bad record's dead letter carries its id
+#   6. every stock figure (--shape stock-figures): for sale and committed per
+#      location and item; no location rows for an item without the key
+#   7. listing: Status.All on full syncs (--shape hide-inactive); Books'
+#      page_context array and pages of 10 (books-pc-array, small-pages)
+#      followed and counted; a reconcile-deleted item loses its locations
+#   9. purchase orders synced like the other transaction entities
 set -u
 drv=$1 sim=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/simlib.sh"
 simlib_init zohoshapes
 jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-reset_db() { sql "TRUNCATE zoho.items CASCADE; TRUNCATE tds.events, tds.sync_state, tds.dead_letter, tds.sync_queue, tds.alerts CASCADE" >/dev/null; }
+reset_db() { sql "TRUNCATE zoho.items, zoho.contacts, zoho.purchaseorders CASCADE; TRUNCATE tds.events, tds.sync_state, tds.dead_letter, tds.sync_queue, tds.alerts CASCADE" >/dev/null; }
 nth_item() { ctl GET /_sim/truth/items | sed -n "${1}p" | jq_ 'd["item_id"]'; }
 
 sim_start --seed 21 --items 300
@@ -97,6 +105,65 @@ print(f"{len(want_l)} locations, {len(want_i)} items, {len(untracked)} without l
 sys.exit(1 if bad else 0)
 PY
 ); then ok "stock-figures: for sale and committed per location and item ($v)"; else bad "stock-figures: $v"; fi
+
+# ---- 7. listing semantics ----
+# Zoho's default filter hides inactive records: full syncs ask for Status.All
+sim_start --seed 24 --items 300 --count contacts=200 --shape hide-inactive,books-pc-array
+reset_db
+for e in items contacts; do
+    t sync $e --full --wait >/dev/null 2>&1 || bad "$e: full sync failed"
+    want=$(ctl GET "/_sim/truth/$e" | wc -l)
+    inact=$(ctl GET "/_sim/truth/$e" | grep -c '"status":"inactive"')
+    n=$(sql "SELECT count(*) FROM zoho.$e WHERE deleted_at IS NULL")
+    [ "$n" = "$want" ] && [ "$inact" -gt 0 ] && ok "$e: full sync stores the $inact inactive ones too ($n of $want)" \
+        || bad "$e: full sync stored $n of $want ($inact inactive)"
+done
+# Books' page_context as an array is read, and paging follows has_more_page:
+# pages of 10 rows where 200 were asked for
+sim_start --seed 24 --count contacts=200 --shape books-pc-array,small-pages
+reset_db
+out=$(t sync contacts --full --wait --json 2>/dev/null)
+v=$(echo "$out" | jq_ 'd["pages"], d["total"]')
+n=$(sql "SELECT count(*) FROM zoho.contacts")
+[ "$v" = "20 200" ] && [ "$n" = 200 ] && ok "Books page_context array, pages of 10: 20 pages counted, 200 contacts" \
+    || bad "Books page_context array, pages of 10: pages, total = $v; stored $n"
+# an item reconciliation marks deleted loses its locations
+sim_start --seed 25 --items 100
+reset_db
+t sync stock --all-items --wait >/dev/null 2>&1
+gone=$(sql "SELECT item_id FROM zoho.item_locations GROUP BY 1 ORDER BY 1 LIMIT 1")
+ctl DELETE "/_sim/items/$gone" >/dev/null
+t reconcile items --wait >/dev/null 2>&1
+v=$(sql "SELECT (SELECT deleted_at IS NOT NULL FROM zoho.items WHERE item_id = '$gone'), (SELECT count(*) FROM zoho.item_locations WHERE item_id = '$gone')")
+[ "$v" = "t|0" ] && ok "reconcile-deleted item has no location rows left" || bad "reconcile-deleted item: deleted, locations = $v"
+
+# ---- 9. purchase orders, like the other transaction entities ----
+sim_start --seed 23 --items 20
+reset_db
+out=$(t sync purchaseorders --full --wait --json 2>&1); st=$?
+[ $st = 0 ] && ok "purchaseorders: full sync exit 0" || bad "purchaseorders: exit $st: $out"
+ctl GET /_sim/truth/purchaseorders > "$tmp/po.ndjson"
+sql "SELECT purchaseorder_id, purchaseorder_number, vendor_id, status, date, delivery_date, total
+     FROM zoho.purchaseorders WHERE deleted_at IS NULL" > "$tmp/po.txt"
+if v=$(python3 - "$tmp/po.ndjson" "$tmp/po.txt" <<'PY'
+import json, sys
+from decimal import Decimal
+want = {}
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    want[d["purchaseorder_id"]] = (d["purchaseorder_number"], d["vendor_id"], d["status"], d["date"],
+                                   d["delivery_date"], Decimal(str(d["total"])).normalize())
+got = {}
+for l in open(sys.argv[2]).read().splitlines():
+    r = l.split("|")
+    got[r[0]] = (r[1], r[2], r[3], r[4], r[5], Decimal(r[6]).normalize())
+bad = [k for k in want if got.get(k) != want[k]] + [k for k in got if k not in want]
+print(f"{len(want)} in Zoho, {len(got)} here, {len(bad)} wrong: {bad[:2]}")
+sys.exit(1 if bad or not want else 0)
+PY
+); then ok "purchaseorders: stored exactly ($v)"; else bad "purchaseorders: $v"; fi
+n=$(sql "SELECT count(*) FROM tds.events WHERE type = 'tds.entity.create' AND entity_type = 'purchaseorders'")
+[ "$n" -gt 0 ] && ok "purchaseorders: $n create events" || bad "purchaseorders: no events"
 
 echo "zoho-shapes: $fails failure(s)"
 [ $fails = 0 ]

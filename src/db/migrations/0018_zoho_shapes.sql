@@ -24,3 +24,14 @@ ALTER TABLE zoho.purchaseorders RENAME COLUMN salesorder_number TO purchaseorder
 ALTER TABLE zoho.purchaseorders RENAME COLUMN customer_id TO vendor_id;
 ALTER TABLE zoho.purchaseorders RENAME COLUMN customer_name TO vendor_name;
 ALTER TABLE zoho.purchaseorders RENAME COLUMN shipment_date TO delivery_date;
+
+-- 3. An item marked deleted (reconciliation, a webhook, any path) loses
+--    its location rows (point 7): its stock is no longer anywhere.  A row
+--    trigger (a column list allows no transition table); WHEN keeps the
+--    bulk merges' updates (deleted_at set NULL) out of plpgsql.
+-- (the item's row stays, marked; a sync that finds it again writes them anew)
+CREATE FUNCTION zoho.items_deleted_locations() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN DELETE FROM zoho.item_locations WHERE item_id = NEW.item_id; RETURN NULL; END $$;
+CREATE TRIGGER items_deleted_locations AFTER UPDATE OF deleted_at ON zoho.items
+    FOR EACH ROW WHEN (NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL)
+    EXECUTE FUNCTION zoho.items_deleted_locations();
