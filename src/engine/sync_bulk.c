@@ -281,10 +281,15 @@ static const char SQL_LOC_STAGE[] =
     " actual_available_for_sale_stock numeric, committed_stock numeric,"
     " actual_committed_stock numeric) ON COMMIT DELETE ROWS";
 static const char SQL_LOCITEM_STAGE[] =
-    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems (zid text) ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems_v2 (zid text, lmt timestamptz)"
+    " ON COMMIT DELETE ROWS";
+/* The locations of an item are those of its newest version: a copy older
+ * than the stored item (a stale listing or refetch after a webhook) leaves
+ * them alone, as the merge left the item. */
 static const char SQL_LOC_MERGE[] =
-    "WITH li AS (SELECT DISTINCT l.zid FROM pg_temp.tds_stage_locitems l"
-    "   JOIN zoho.items i ON i.item_id = l.zid),"
+    "WITH li AS (SELECT DISTINCT l.zid FROM pg_temp.tds_stage_locitems_v2 l"
+    "   JOIN zoho.items i ON i.item_id = l.zid WHERE i.last_modified_time IS NULL"
+    "   OR l.lmt IS NULL OR l.lmt >= i.last_modified_time),"
     " del AS (DELETE FROM zoho.item_locations x USING li WHERE x.item_id = li.zid"
     "   AND NOT EXISTS (SELECT 1 FROM pg_temp.tds_stage_locs s WHERE s.item_id = x.item_id"
     "   AND s.location_id = x.location_id) RETURNING 1),"
@@ -757,6 +762,8 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
             }
             if (lr > 0) {
                 copy_field(&p->locitems, r.id);
+                strbuf_putc(&p->locitems, '\t');
+                copy_field(&p->locitems, r.last_modified_time);
                 strbuf_putc(&p->locitems, '\n');
             }
         }
@@ -938,9 +945,17 @@ static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const 
                 free(iid);
                 continue;
             }
-            /* An item without a locations array has none: clear what we had. */
+            /* An item without a locations array has none: clear what we had
+             * (unless the answer is older than the stored item). */
+            struct entity_record mr;
+            char *merr = NULL;
+            bool mapped = entity_map_values(entity_find("items"), rec, &mr, &merr) == 0;
+            free(merr);
             copy_field(li, iid);
+            strbuf_putc(li, '\t');
+            copy_field(li, mapped ? mr.last_modified_time : NULL);
             strbuf_putc(li, '\n');
+            entity_record_free(&mr);
             free(iid);
         }
         cJSON_Delete(items);
@@ -1488,7 +1503,7 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
     if (rc == 0 && rows.len)
         rc = copy_send(j->conn, bulk_sql(o->d, BSQL_COPY), rows.buf, rows.len, err);
     if (rc == 0 && li.len)
-        rc = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems (zid) FROM STDIN", li.buf, li.len,
+        rc = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems_v2 (zid, lmt) FROM STDIN", li.buf, li.len,
                        err);
     if (rc == 0 && locs.len)
         rc = copy_send(j->conn,

@@ -137,6 +137,23 @@ t reconcile items --wait >/dev/null 2>&1
 v=$(sql "SELECT (SELECT deleted_at IS NOT NULL FROM zoho.items WHERE item_id = '$gone'), (SELECT count(*) FROM zoho.item_locations WHERE item_id = '$gone')")
 [ "$v" = "t|0" ] && ok "reconcile-deleted item has no location rows left" || bad "reconcile-deleted item: deleted, locations = $v"
 
+# a record is never replaced by an older version of itself: a refetch that
+# brings an older copy (after a webhook wrote a newer one) leaves the item
+# and its locations alone
+sim_start --seed 26 --items 50
+reset_db
+t sync stock --all-items --wait >/dev/null 2>&1
+x=$(sql "SELECT item_id FROM zoho.item_locations GROUP BY 1 ORDER BY 1 LIMIT 1")
+loc=$(sql "SELECT min(location_id) FROM zoho.item_locations WHERE item_id = '$x'")
+before=$(sql "SELECT i.last_modified_time, l.stock_on_hand FROM zoho.items i JOIN zoho.item_locations l USING (item_id) WHERE item_id = '$x' AND location_id = '$loc'")
+old=$(sql "SELECT to_char(last_modified_time AT TIME ZONE 'UTC' - interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM zoho.items WHERE item_id = '$x'")
+ctl PATCH "/_sim/items/$x" "{\"last_modified_time\": \"$old\", \"locations\": [{\"location_id\": \"$loc\", \"location_stock_on_hand\": 9999}]}" >/dev/null \
+    || bad "older copy: the simulator refused the patch"
+t sync stock --items "$x" --wait >/dev/null 2>&1
+after=$(sql "SELECT i.last_modified_time, l.stock_on_hand FROM zoho.items i JOIN zoho.item_locations l USING (item_id) WHERE item_id = '$x' AND location_id = '$loc'")
+[ -n "$before" ] && [ "$after" = "$before" ] && ok "an older refetched copy changes neither the item nor its locations" \
+    || bad "older refetched copy: before '$before', after '$after'"
+
 # ---- 9. purchase orders, like the other transaction entities ----
 sim_start --seed 23 --items 20
 reset_db
