@@ -90,11 +90,15 @@ const struct entity_desc *entity_find(const char *name)
 
 const char *entity_all_filter(const struct entity_desc *d)
 {
-    /* Every list with a Status filter takes Status.All; the payments' lists
-     * filter by payment mode instead. */
-    if (str_eq(d->name, "customerpayments") || str_eq(d->name, "vendorpayments"))
-        return NULL;
-    return "Status.All";
+    /* The lists Zoho documents Status.All for; the others (payments filter
+     * by mode; locations, adjustments, price books) are sent no filter. */
+    static const char *const with_status[] = {"items",       "contacts", "salesorders",
+                                              "invoices",    "creditnotes", "bills",
+                                              "users",       "purchaseorders"};
+    for (size_t i = 0; i < TDS_ARRAY_LEN(with_status); i++)
+        if (str_eq(d->name, with_status[i]))
+            return "Status.All";
+    return NULL;
 }
 
 size_t entity_ncolumns(const struct entity_desc *d)

@@ -17,9 +17,10 @@ struct scan {
     const char *p, *end;
 };
 
+/* What cJSON takes for white space: every byte up to ' '. */
 static void skip_ws(struct scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+    while (s->p < s->end && (unsigned char)*s->p <= 32)
         s->p++;
 }
 
@@ -56,7 +57,11 @@ static bool double_exact(const char *a, size_t n)
 static void walk(struct scan *s, cJSON *v)
 {
     skip_ws(s);
-    if (s->p >= s->end || v == NULL)
+    if (v == NULL) {
+        s->p = s->end; /* the text and the tree disagree: stop (numbers stay doubles) */
+        return;
+    }
+    if (s->p >= s->end)
         return;
     char c = *s->p;
     if (c == '{' || c == '[') {
@@ -75,12 +80,19 @@ static void walk(struct scan *s, cJSON *v)
                 continue;
             }
             if (c == '{') {
+                if (*s->p != '"') {
+                    s->p = s->end; /* not a key: the text and the tree disagree */
+                    return;
+                }
                 skip_string(s); /* the key */
                 skip_ws(s);
                 if (s->p < s->end && *s->p == ':')
                     s->p++;
             }
+            const char *at = s->p;
             walk(s, child);
+            if (s->p == at)
+                s->p = s->end; /* no progress: stop rather than loop */
             if (child)
                 child = child->next;
         }
