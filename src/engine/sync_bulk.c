@@ -474,7 +474,7 @@ static char *record_id_text(const cJSON *idv)
     if (cJSON_IsString(idv))
         return xstrdup(idv->valuestring);
     if (cJSON_IsNumber(idv) && idv->valuedouble >= 0 && idv->valuedouble < 9007199254740992.0)
-        return xasprintf("%.0f", idv->valuedouble);
+        return xasprintf("%.0f", idv->valuedouble == 0 ? 0.0 : idv->valuedouble); /* -0: "0" */
     return NULL;
 }
 

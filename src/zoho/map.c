@@ -282,7 +282,7 @@ static char *map_id(const struct entity_desc *d, const cJSON *rec, char **err)
     }
     if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0 &&
         floor(v->valuedouble) == v->valuedouble) {
-        return xasprintf("%.0f", v->valuedouble);
+        return xasprintf("%.0f", v->valuedouble == 0 ? 0.0 : v->valuedouble); /* -0: "0" */
     }
     if (v == NULL || cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0'))
         *err = xasprintf("%s record has no %s", d->name, d->id_field);
