@@ -72,6 +72,13 @@ FUZZ_ENTRY(zoho_map)
                "page_context absent but fields set");
 
     fzmap_all(doc, utf8_in);
+    /* The same body with its numbers exact (entity_json_parse): parses
+     * whenever cJSON does, and maps under the same rules. */
+    cJSON *exact = entity_json_parse_opts((const char *)data, size, NULL, false);
+    FUZZ_CHECK(exact != NULL, "cJSON parses the body but entity_json_parse does not");
+    FUZZ_CHECK(cJSON_GetArraySize(exact) == cJSON_GetArraySize(doc), "different top level");
+    fzmap_all(exact, utf8_in);
+    cJSON_Delete(exact);
     size_t n;
     const struct entity_desc *all = entity_all(&n);
     for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,10 @@ struct entity_desc {
 const struct entity_desc *entity_all(size_t *n);
 /* By name ("items") or singular ("item"); NULL if unknown. */
 const struct entity_desc *entity_find(const char *name);
+/* The filter_by that lists every record of d, whatever its status
+ * ("Status.All": Zoho's default hides inactive ones in places), or NULL
+ * where the list has no status filter. */
+const char *entity_all_filter(const struct entity_desc *d);
 /* Number of columns in d->columns. */
 size_t entity_ncolumns(const struct entity_desc *d);
 
@@ -79,5 +83,17 @@ int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct enti
                       char **err) TDS_MUST_CHECK;
 int entity_map_raw(struct entity_record *r, const cJSON *rec, char **err) TDS_MUST_CHECK;
 void entity_record_free(struct entity_record *r);
+
+/*
+ * JSON with its numbers exact (src/zoho/json.c): like cJSON_Parse /
+ * cJSON_ParseWithLengthOpts, but a number a double cannot hold exactly
+ * (more than 15 significant digits: an unquoted 19-digit id, a price past
+ * 2^53) becomes a cJSON_Raw node with the number's text, printed verbatim
+ * by cJSON and read as that number by the mapping.  Free with cJSON_Delete.
+ */
+cJSON *entity_json_parse(const char *text);
+cJSON *entity_json_parse_opts(const char *text, size_t len, const char **end, bool require_null);
+/* The exact text of such a number node (caller frees), or NULL. */
+char *entity_json_number(const cJSON *v);
 
 #endif

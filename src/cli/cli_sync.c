@@ -573,12 +573,25 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     show_progress(&r, true);
 
     bool cancelled = rc != 0 && atomic_load(&r.stop) && !j.cap_reached;
-    const char *status = rc == 0 ? "completed" : cancelled ? "cancelled" : "failed";
+    /* Records dead-lettered: the run did its work, but not all of it (issue
+     * 17 point 4).  Stored as completed with the count in error; reported
+     * as completed_with_errors, exit 1. */
+    bool dead = rc == 0 && j.stats.failed > 0;
+    if (dead) {
+        free(err);
+        err = xasprintf("%lld record%s dead-lettered (tds dlq list)", j.stats.failed,
+                        j.stats.failed == 1 ? "" : "s");
+    }
+    const char *status = dead     ? "completed_with_errors"
+                         : rc == 0 ? "completed"
+                         : cancelled ? "cancelled"
+                                     : "failed";
+    const char *db_status = dead ? "completed" : status;
     char *e2 = NULL;
     (void)flush_counters(conn, &r, NULL);
     char id[32];
     snprintf(id, sizeof id, "%lld", r.run_id);
-    const char *fp[3] = {id, status, rc == 0 ? NULL : err};
+    const char *fp[3] = {id, db_status, rc == 0 && !dead ? NULL : err};
     if (db_cmd(conn,
                "UPDATE tds.sync_runs SET status = $2, finished_at = now(), error = $3,"
                " heartbeat_at = now() WHERE id = $1::bigint",
@@ -592,7 +605,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     free(js);
     cJSON_AddStringToObject(ev, "run_type", rq->run_type);
     cJSON_AddStringToObject(ev, "status", status);
-    if (rc != 0 && err)
+    if ((rc != 0 || dead) && err)
         cJSON_AddStringToObject(ev, "error", err);
     char *evs = cJSON_PrintUnformatted(ev);
     cJSON_Delete(ev);
@@ -602,8 +615,8 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
         free(e2);
     }
     cJSON_free(evs);
-    print_stats(rq, r.run_id, status, rc == 0 ? NULL : err, &j.stats);
-    if (rc != 0 && !rq->json)
+    print_stats(rq, r.run_id, status, rc == 0 && !dead ? NULL : err, &j.stats);
+    if ((rc != 0 || dead) && !rq->json)
         cli_err("run %lld %s: %s", r.run_id, status, err ? err : "?");
     free(err);
     sigaction(SIGINT, &old_int, NULL);
@@ -611,7 +624,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
     zoho_client_free(zc);
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);
-    return rc == 0 ? TDS_EXIT_OK : TDS_EXIT_FAIL;
+    return rc == 0 && !dead ? TDS_EXIT_OK : TDS_EXIT_FAIL;
 }
 
 /* The calls the request is expected to cost (budget.h); -1 unknown. */

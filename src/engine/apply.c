@@ -227,19 +227,20 @@ static void put_values(struct strbuf *sb, const struct entity_desc *d, bool sqlm
 
 /* The columns of a zoho.item_locations row from a location (l) of an
  * item (zid) of CTE locs; DISTINCT ON: a location listed twice is one. */
+#define LOC_NUM(f)                                                                                 \
+    "   nullif(coalesce(l ->> 'location_" f "', l ->> 'warehouse_" f "'), '')::numeric"
 #define LOC_INSERT                                                                                 \
     "INSERT INTO zoho.item_locations (item_id, location_id, location_name,"                        \
-    "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"            \
+    "   is_primary, stock_on_hand, available_stock, actual_available_stock,"                       \
+    "   available_for_sale_stock, actual_available_for_sale_stock, committed_stock,"               \
+    "   actual_committed_stock, synced_at)"                                                         \
     " SELECT DISTINCT ON (zid, coalesce(l ->> 'location_id', l ->> 'warehouse_id')) zid,"         \
     "   coalesce(l ->> 'location_id', l ->> 'warehouse_id'),"                                      \
     "   coalesce(l ->> 'location_name', l ->> 'warehouse_name'),"                                  \
     "   nullif(coalesce(l ->> 'is_primary', l ->> 'is_primary_location'), '')::boolean,"           \
-    "   nullif(coalesce(l ->> 'location_stock_on_hand', l ->> 'warehouse_stock_on_hand'), "        \
-    "'')::numeric,"                                                                                \
-    "   nullif(coalesce(l ->> 'location_available_stock', l ->> "                                 \
-    "'warehouse_available_stock'), '')::numeric,"                                                  \
-    "   nullif(coalesce(l ->> 'location_actual_available_stock',"                                  \
-    "     l ->> 'warehouse_actual_available_stock'), '')::numeric, now() FROM locs"
+    LOC_NUM("stock_on_hand") "," LOC_NUM("available_stock") "," LOC_NUM("actual_available_stock") \
+    "," LOC_NUM("available_for_sale_stock") "," LOC_NUM("actual_available_for_sale_stock") ","     \
+    LOC_NUM("committed_stock") "," LOC_NUM("actual_committed_stock") ", now() FROM locs"
 
 /*
  * Items' locations (Inventory) or warehouses (older payloads), replaced as
@@ -282,6 +283,10 @@ static void put_locations(struct strbuf *sb, bool split)
                     "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
                     "   available_stock = EXCLUDED.available_stock,"
                     "   actual_available_stock = EXCLUDED.actual_available_stock,"
+                    "   available_for_sale_stock = EXCLUDED.available_for_sale_stock,"
+                    "   actual_available_for_sale_stock = EXCLUDED.actual_available_for_sale_stock,"
+                    "   committed_stock = EXCLUDED.committed_stock,"
+                    "   actual_committed_stock = EXCLUDED.actual_committed_stock,"
                     "   synced_at = now()),");
 }
 
@@ -605,7 +610,7 @@ int apply_map_payload(const struct entity_desc *d, const struct queue_item *it,
         *err = xasprintf("%s %s: upsert without a payload", d->name, it->zoho_id);
         return -1;
     }
-    cJSON *root = cJSON_Parse(it->payload);
+    cJSON *root = entity_json_parse(it->payload); /* numbers exact */
     if (root == NULL) {
         *err = xasprintf("%s %s: payload is not valid JSON", d->name, it->zoho_id);
         return -1;

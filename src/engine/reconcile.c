@@ -156,7 +156,8 @@ static int verify_by_listing(struct sync_job *j, const struct entity_desc *d,
                              char **err)
 {
     bool *seen = xcalloc(n, sizeof *seen);
-    struct zoho_pager *pg = zoho_pager_new(zc, d, NULL);
+    struct zoho_pager_opts po = {.filter_by = entity_all_filter(d)};
+    struct zoho_pager *pg = zoho_pager_new(zc, d, &po);
     int rc = 0;
     for (;;) {
         if (sync_job_stopping(j))
@@ -212,7 +213,10 @@ static int verify_by_listing(struct sync_job *j, const struct entity_desc *d,
 static int reconcile_one(struct sync_job *j, const struct entity_desc *d, char **err)
 {
     struct sync_stats before = j->stats;
-    struct bulk_opts o = {.d = d, .collect_seen = true, .batch_size = 2000};
+    /* Every record whatever its status: where Zoho's default listing hides
+     * inactive ones, they would look gone. */
+    struct bulk_opts o = {.d = d, .collect_seen = true, .batch_size = 2000,
+                          .filter_by = entity_all_filter(d)};
     log_info("run %lld: reconciling %s", j->run_id, d->name);
     if (sync_bulk_run(j, &o, err) != 0)
         return -1;

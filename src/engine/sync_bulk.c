@@ -259,31 +259,51 @@ static const char *bulk_sql(const struct entity_desc *d, int which)
     return s;
 }
 
+/* The stock figures of a location row beyond its name and primary flag
+ * (0019 added the last four: for sale and committed). */
+#define LOC_FIGURES                                                                                \
+    "stock_on_hand, available_stock, actual_available_stock, available_for_sale_stock,"            \
+    " actual_available_for_sale_stock, committed_stock, actual_committed_stock"
+#define LOC_FIGURES_S                                                                              \
+    "s.stock_on_hand, s.available_stock, s.actual_available_stock, s.available_for_sale_stock,"    \
+    " s.actual_available_for_sale_stock, s.committed_stock, s.actual_committed_stock"
+#define LOC_FIGURES_T                                                                              \
+    "t.stock_on_hand, t.available_stock, t.actual_available_stock, t.available_for_sale_stock,"    \
+    " t.actual_available_for_sale_stock, t.committed_stock, t.actual_committed_stock"
+#define LOC_FIGURES_EX                                                                             \
+    "EXCLUDED.stock_on_hand, EXCLUDED.available_stock, EXCLUDED.actual_available_stock,"           \
+    " EXCLUDED.available_for_sale_stock, EXCLUDED.actual_available_for_sale_stock,"                \
+    " EXCLUDED.committed_stock, EXCLUDED.actual_committed_stock"
 static const char SQL_LOC_STAGE[] =
     "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locs (item_id text, location_id text,"
     " location_name text, is_primary boolean, stock_on_hand numeric, available_stock numeric,"
-    " actual_available_stock numeric) ON COMMIT DELETE ROWS";
+    " actual_available_stock numeric, available_for_sale_stock numeric,"
+    " actual_available_for_sale_stock numeric, committed_stock numeric,"
+    " actual_committed_stock numeric) ON COMMIT DELETE ROWS";
 static const char SQL_LOCITEM_STAGE[] =
-    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems (zid text) ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE IF NOT EXISTS tds_stage_locitems_v2 (zid text, lmt timestamptz)"
+    " ON COMMIT DELETE ROWS";
+/* The locations of an item are those of its newest version: a copy older
+ * than the stored item (a stale listing or refetch after a webhook) leaves
+ * them alone, as the merge left the item. */
 static const char SQL_LOC_MERGE[] =
-    "WITH li AS (SELECT DISTINCT l.zid FROM pg_temp.tds_stage_locitems l"
-    "   JOIN zoho.items i ON i.item_id = l.zid),"
+    "WITH li AS (SELECT DISTINCT l.zid FROM pg_temp.tds_stage_locitems_v2 l"
+    "   JOIN zoho.items i ON i.item_id = l.zid WHERE i.last_modified_time IS NULL"
+    "   OR l.lmt IS NULL OR l.lmt >= i.last_modified_time),"
     " del AS (DELETE FROM zoho.item_locations x USING li WHERE x.item_id = li.zid"
     "   AND NOT EXISTS (SELECT 1 FROM pg_temp.tds_stage_locs s WHERE s.item_id = x.item_id"
     "   AND s.location_id = x.location_id) RETURNING 1),"
     " up AS (INSERT INTO zoho.item_locations AS t (item_id, location_id, location_name,"
-    "   is_primary, stock_on_hand, available_stock, actual_available_stock, synced_at)"
+    "   is_primary, " LOC_FIGURES ", synced_at)"
     "   SELECT DISTINCT ON (s.item_id, s.location_id) s.item_id, s.location_id, s.location_name,"
-    "   s.is_primary, s.stock_on_hand, s.available_stock, s.actual_available_stock, now()"
+    "   s.is_primary, " LOC_FIGURES_S ", now()"
     "   FROM pg_temp.tds_stage_locs s JOIN li ON li.zid = s.item_id"
     "   ORDER BY s.item_id, s.location_id"
-    "   ON CONFLICT (item_id, location_id) DO UPDATE SET location_name = EXCLUDED.location_name,"
-    "   is_primary = EXCLUDED.is_primary, stock_on_hand = EXCLUDED.stock_on_hand,"
-    "   available_stock = EXCLUDED.available_stock,"
-    "   actual_available_stock = EXCLUDED.actual_available_stock, synced_at = now()"
-    "   WHERE (t.location_name, t.is_primary, t.stock_on_hand, t.available_stock,"
-    "   t.actual_available_stock) IS DISTINCT FROM (EXCLUDED.location_name, EXCLUDED.is_primary,"
-    "   EXCLUDED.stock_on_hand, EXCLUDED.available_stock, EXCLUDED.actual_available_stock)"
+    "   ON CONFLICT (item_id, location_id) DO UPDATE SET (location_name, is_primary, "
+    LOC_FIGURES ", synced_at) = (EXCLUDED.location_name, EXCLUDED.is_primary, " LOC_FIGURES_EX
+    ", now())"
+    "   WHERE (t.location_name, t.is_primary, " LOC_FIGURES_T ") IS DISTINCT FROM"
+    "   (EXCLUDED.location_name, EXCLUDED.is_primary, " LOC_FIGURES_EX ")"
     "   RETURNING 1)"
     " SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM up)";
 
@@ -427,12 +447,34 @@ static char *json_text(const cJSON *o, const char *k1, const char *k2, char kind
             *bad = true;
         return *bad ? NULL : xstrdup(v->valuestring);
     }
+    char *exact = entity_json_number(v); /* a number kept exactly */
+    if (exact != NULL) {
+        if (kind == 'b')
+            *bad = true;
+        if (*bad)
+            free(exact);
+        return *bad ? NULL : exact;
+    }
     if (cJSON_IsNumber(v))
         return kind == 'b' ? xstrdup(v->valuedouble != 0 ? "true" : "false")
                            : fmt_double(v->valuedouble);
     if (cJSON_IsBool(v))
         return xstrdup(cJSON_IsTrue(v) ? "true" : "false");
     *bad = true;
+    return NULL;
+}
+
+/* The text of an id however Zoho wrote it: a string, a number kept
+ * exactly, or a number a double holds; NULL if none. */
+static char *record_id_text(const cJSON *idv)
+{
+    char *exact = entity_json_number(idv);
+    if (exact != NULL)
+        return exact;
+    if (cJSON_IsString(idv))
+        return xstrdup(idv->valuestring);
+    if (cJSON_IsNumber(idv) && idv->valuedouble >= 0 && idv->valuedouble < 9007199254740992.0)
+        return xasprintf("%.0f", idv->valuedouble == 0 ? 0.0 : idv->valuedouble); /* -0: "0" */
     return NULL;
 }
 
@@ -466,32 +508,36 @@ static int render_locations(const cJSON *rec, const char *item_id, struct strbuf
             }
             continue;
         }
-        char *v[5];
+        /* name, primary, then the figures in LOC_FIGURES' order */
+        static const char *const figs[] = {"stock_on_hand",
+                                           "available_stock",
+                                           "actual_available_stock",
+                                           "available_for_sale_stock",
+                                           "actual_available_for_sale_stock",
+                                           "committed_stock",
+                                           "actual_committed_stock"};
+        enum { NV = 2 + TDS_ARRAY_LEN(figs) };
+        char *v[NV];
         v[0] = json_text(l, legacy ? "warehouse_name" : "location_name",
                          legacy ? "location_name" : "warehouse_name", 't', &bad);
         v[1] = json_text(l, "is_primary", "is_primary_location", 'b', &bad);
-        v[2] = json_text(l, legacy ? "warehouse_stock_on_hand" : "location_stock_on_hand",
-                         legacy ? "location_stock_on_hand" : "warehouse_stock_on_hand", 'n', &bad);
-        v[3] = json_text(l, legacy ? "warehouse_available_stock" : "location_available_stock",
-                         legacy ? "location_available_stock" : "warehouse_available_stock", 'n',
-                         &bad);
-        v[4] = json_text(l,
-                         legacy ? "warehouse_actual_available_stock"
-                                : "location_actual_available_stock",
-                         legacy ? "location_actual_available_stock"
-                                : "warehouse_actual_available_stock",
-                         'n', &bad);
+        for (size_t f = 0; f < TDS_ARRAY_LEN(figs); f++) {
+            char k1[64], k2[64];
+            snprintf(k1, sizeof k1, "%s_%s", legacy ? "warehouse" : "location", figs[f]);
+            snprintf(k2, sizeof k2, "%s_%s", legacy ? "location" : "warehouse", figs[f]);
+            v[2 + f] = json_text(l, k1, k2, 'n', &bad);
+        }
         if (!bad) {
             copy_field(&tmp, item_id);
             strbuf_putc(&tmp, '\t');
             copy_field(&tmp, id);
-            for (int i = 0; i < 5; i++) {
+            for (int i = 0; i < NV; i++) {
                 strbuf_putc(&tmp, '\t');
                 copy_field(&tmp, v[i]);
             }
             strbuf_putc(&tmp, '\n');
         }
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < NV; i++)
             free(v[i]);
         if (bad) {
             *why = xasprintf("item %s: location %s has an unusable value", item_id, id);
@@ -522,6 +568,7 @@ struct bpage {
     int nfail, capfail;
     char *ctime, *cids;  /* cursor after this page */
     long long api;
+    long long zpages;   /* Zoho list pages it holds (pages are joined) */
     long long details;  /* /itemdetails requests made for this page */
     long long details_ms;
     cJSON *recs;        /* a listed page not mapped yet (lister -> fetch thread) */
@@ -687,9 +734,11 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
         }
         if (entity_map_values(d, rec, &r, &err) != 0 ||
             (metap == NULL && entity_map_raw(&r, rec, &err) != 0)) {
+            /* the record's own id, however it was written (a number too) */
             const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, d->id_field);
-            page_fail(p, cJSON_IsString(idv) ? idv->valuestring : NULL, rec,
-                      err ? err : xstrdup("unmappable record"));
+            char *idtext = r.id ? xstrdup(r.id) : record_id_text(idv);
+            page_fail(p, idtext, rec, err ? err : xstrdup("unmappable record"));
+            free(idtext);
             entity_record_free(&r);
             continue;
         }
@@ -713,6 +762,8 @@ static void page_render(struct bpage *p, const struct entity_desc *d, const cJSO
             }
             if (lr > 0) {
                 copy_field(&p->locitems, r.id);
+                strbuf_putc(&p->locitems, '\t');
+                copy_field(&p->locitems, r.last_modified_time);
                 strbuf_putc(&p->locitems, '\n');
             }
         }
@@ -877,22 +928,35 @@ static int details_render(struct sync_job *j, struct zoho_conn *zc, char *const 
         }
         const cJSON *rec;
         cJSON_ArrayForEach(rec, items) {
-            const cJSON *idv = cJSON_GetObjectItemCaseSensitive(rec, "item_id");
-            if (!cJSON_IsString(idv) || !str_is_digits(idv->valuestring))
+            /* a string id, or a number (Zoho's documented samples) */
+            char *iid = record_id_text(cJSON_GetObjectItemCaseSensitive(rec, "item_id"));
+            if (iid == NULL || !str_is_digits(iid)) {
+                free(iid);
                 continue;
+            }
             char *why = NULL;
             size_t mark = locs->len;
-            if (render_locations(rec, idv->valuestring, locs, &why) < 0) {
+            if (render_locations(rec, iid, locs, &why) < 0) {
                 locs->len = mark;
                 if (locs->buf)
                     locs->buf[mark] = '\0';
                 log_warn("run %lld: %s", j->run_id, why);
                 free(why);
+                free(iid);
                 continue;
             }
-            /* An item without a locations array has none: clear what we had. */
-            copy_field(li, idv->valuestring);
+            /* An item without a locations array has none: clear what we had
+             * (unless the answer is older than the stored item). */
+            struct entity_record mr;
+            char *merr = NULL;
+            bool mapped = entity_map_values(entity_find("items"), rec, &mr, &merr) == 0;
+            free(merr);
+            copy_field(li, iid);
+            strbuf_putc(li, '\t');
+            copy_field(li, mapped ? mr.last_modified_time : NULL);
             strbuf_putc(li, '\n');
+            entity_record_free(&mr);
+            free(iid);
         }
         cJSON_Delete(items);
         at += n;
@@ -1016,6 +1080,7 @@ static void page_join(struct bpage *a, struct bpage *b)
         b->ctime = b->cids = NULL;
     }
     a->api += b->api;
+    a->zpages += b->zpages;
     a->details += b->details;
     a->details_ms += b->details_ms;
     page_free(b);
@@ -1121,6 +1186,7 @@ static void *list_main(void *arg)
             break;
         struct bpage *p = xcalloc(1, sizeof *p);
         p->recs = recs;
+        p->zpages = 1;
         if (f->o->save_cursor)
             zoho_pager_cursor(l->pg, &p->ctime, &p->cids);
         p->api = zoho_conn_take_calls(f->zc);
@@ -1437,13 +1503,12 @@ static int write_batch(struct sync_job *j, const struct bulk_opts *o, struct bpa
     if (rc == 0 && rows.len)
         rc = copy_send(j->conn, bulk_sql(o->d, BSQL_COPY), rows.buf, rows.len, err);
     if (rc == 0 && li.len)
-        rc = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems (zid) FROM STDIN", li.buf, li.len,
+        rc = copy_send(j->conn, "COPY pg_temp.tds_stage_locitems_v2 (zid, lmt) FROM STDIN", li.buf, li.len,
                        err);
     if (rc == 0 && locs.len)
         rc = copy_send(j->conn,
                        "COPY pg_temp.tds_stage_locs (item_id, location_id, location_name,"
-                       " is_primary, stock_on_hand, available_stock, actual_available_stock)"
-                       " FROM STDIN",
+                       " is_primary, " LOC_FIGURES ") FROM STDIN",
                        locs.buf, locs.len, err);
     if (rc == 0 && rows.len)
         rc = run_merge(j, o, &m, err);
@@ -1533,7 +1598,9 @@ int sync_bulk_run(struct sync_job *j, const struct bulk_opts *o, char **err)
         struct bpage *p = pipe_pop(&q);
         j->stats.wait_ms += time_mono_ms() - tw;
         if (p) {
-            j->stats.pages++;
+            /* Zoho's list pages, however they were joined; an /itemdetails
+             * answer (fetch by ids) counts as a page of its own */
+            j->stats.pages += o->ids ? 1 : p->zpages;
             if (np == cap) {
                 cap *= 2;
                 pages = xreallocarray(pages, (size_t)cap, sizeof *pages);

@@ -105,6 +105,7 @@ static int sync_one(struct sync_job *j, const struct entity_desc *d, bool increm
     }
     struct bulk_opts o = {
         .d = d,
+        .filter_by = entity_all_filter(d), /* inactive records too */
         .batch_size = batch_size,
         .all_details = !incremental && str_eq(d->name, "items"),
     };

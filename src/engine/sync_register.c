@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "sync_internal.h"
+#include "tds/alerts.h"
 #include "tds/apply.h"
 #include "tds/db.h"
 #include "tds/engine.h"
@@ -80,6 +81,31 @@ static int save_stats(struct sync_job *j, char **err)
     return rc;
 }
 
+/* A run that dead-lettered records did not plainly succeed: one alert per
+ * entity (or run type), bumped by every such run (issue 17 point 4). */
+static void alert_dead_letters(struct sync_job *j)
+{
+    const char *what = j->entity ? j->entity : j->run_type ? j->run_type : "sync";
+    char *title = xasprintf("run %lld (%s): %lld record%s dead-lettered", j->run_id, what,
+                            j->stats.failed, j->stats.failed == 1 ? "" : "s");
+    char *key = xasprintf("sync_dead_letters:%s", what);
+    struct alert_spec a = {.type = "sync_dead_letters",
+                           .severity = ALERT_WARNING,
+                           .title = title,
+                           .message = "records Zoho sent that tds could not store are in the"
+                                      " dead-letter queue: tds dlq list, then tds dlq retry",
+                           .entity_type = j->entity,
+                           .affected = j->stats.failed,
+                           .dedup_key = key};
+    char *e = NULL;
+    if (alerts_raise(j->conn, &a, NULL, NULL, &e) != 0) {
+        log_warn("run %lld: cannot raise the dead-letter alert: %s", j->run_id, e);
+        free(e);
+    }
+    free(title);
+    free(key);
+}
+
 int sync_job_run(struct sync_job *j, char **err)
 {
     atomic_bool local_stop = false;
@@ -127,6 +153,8 @@ int sync_job_run(struct sync_job *j, char **err)
         log_warn("run %lld: cannot record statistics: %s", j->run_id, e2);
         free(e2);
     }
+    if (rc == 0 && j->stats.failed > 0)
+        alert_dead_letters(j);
     if (j->stop == &local_stop)
         j->stop = NULL;
     return rc;

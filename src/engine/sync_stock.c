@@ -54,7 +54,7 @@ int sync_stock_run(struct sync_job *j, char **err)
     bool active_only = sync_cfg_bool(cfg, "active_only", j->cfg ? j->cfg->stock.active_only : true);
     struct bulk_opts o = {
         .d = d,
-        .filter_by = active_only ? "Status.Active" : NULL,
+        .filter_by = active_only ? "Status.Active" : entity_all_filter(d),
         .with_stock_only = sync_cfg_bool(cfg, "with_stock_only",
                                          j->cfg ? j->cfg->stock.with_stock_only : false),
         .dry_run = sync_cfg_bool(cfg, "dry_run", false),

@@ -27,6 +27,7 @@ enum {
     E_LOCATIONS,
     E_INVADJ,
     E_PRICEBOOKS,
+    E_PURCHASEORDERS, /* last: the others' ids and data stay as they were */
 };
 
 static const char *const st_active[] = {"active", "inactive", NULL};
@@ -36,6 +37,8 @@ static const char *const st_inv[] = {"draft", "sent", "paid", "overdue", "partia
                                      NULL};
 static const char *const st_cn[] = {"draft", "open", "closed", "void", NULL};
 static const char *const st_adj[] = {"draft", "adjusted", NULL};
+static const char *const st_po[] = {"draft", "issued", "partially_received", "received", "billed",
+                                    "cancelled", NULL};
 
 #define BOTH (SIM_BOOKS | SIM_INVENTORY)
 
@@ -60,6 +63,8 @@ const struct sim_entity sim_entities[SIM_ENTITIES] = {
      "Inventory Adjustment", "Inventory Adjustments", SIM_INVENTORY, 0, st_adj, 60, "line_items"},
     {"pricebooks", "pricebook", "pricebook_id", "Price Book", "Price Books", SIM_INVENTORY, 0,
      st_active, 5, NULL},
+    {"purchaseorders", "purchaseorder", "purchaseorder_id", "Purchase Order", "Purchase Orders",
+     BOTH, 0, st_po, 120, "line_items"},
 };
 
 int sim_entity_find(const char *name)
@@ -199,7 +204,55 @@ static const char *const pay_modes[] = {"cash", "bank transfer", "cheque", "cred
 
 uint64_t sim_id_for(int ent, uint64_t seq)
 {
-    return 4815000000000000000ULL + (uint64_t)ent * 10000000000000ULL + 44208ULL + seq * 13ULL;
+    /* numeric-ids: 16 digits, as in Zoho's documented samples (a double
+     * holds them); else 19, as real organizations have */
+    uint64_t base = (sim_shapes & SIM_SHAPE_NUMERIC_IDS) ? 4815000000000000ULL
+                                                         : 4815000000000000000ULL;
+    uint64_t step = (sim_shapes & SIM_SHAPE_NUMERIC_IDS) ? 10000000000000ULL / 100
+                                                         : 10000000000000ULL;
+    return base + (uint64_t)ent * step + 44208ULL + seq * 13ULL;
+}
+
+/* ---- shapes ---- */
+
+unsigned sim_shapes;
+
+bool sim_shapes_parse(const char *spec, unsigned *out, char **bad)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"numeric-ids", SIM_SHAPE_NUMERIC_IDS},
+                 {"stock-figures", SIM_SHAPE_STOCK_FIGURES},
+                 {"hide-inactive", SIM_SHAPE_HIDE_INACTIVE},
+                 {"books-pc-array", SIM_SHAPE_BOOKS_PC_ARRAY},
+                 {"small-pages", SIM_SHAPE_SMALL_PAGES}};
+    *out = 0;
+    const char *p = spec;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        bool found = false;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strlen(names[i].name) == n && strncmp(p, names[i].name, n) == 0) {
+                *out |= names[i].bit;
+                found = true;
+            }
+        if (!found && n > 0) {
+            *bad = strndup(p, n);
+            return false;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return true;
+}
+
+bool sim_shape_numeric_key(const char *key)
+{
+    return (sim_shapes & SIM_SHAPE_NUMERIC_IDS) && key &&
+           (!strcmp(key, "item_id") || !strcmp(key, "location_id") ||
+            !strcmp(key, "warehouse_id"));
 }
 
 static void add_id(cJSON *o, const char *k, uint64_t id)
@@ -412,6 +465,23 @@ void sim_item_totals(cJSON *item)
                                                cJSON_CreateNumber(av));
 }
 
+/* stock-figures: what Zoho's item details carry beside the three stock
+ * figures, per location: for sale = available - what is reserved for
+ * orders (the available stock, as the item totals have it). */
+static void add_stock_figures(cJSON *e, const char *p, double on, double committed)
+{
+    char k[80];
+    double sale = on - committed;
+    snprintf(k, sizeof(k), "%s_available_for_sale_stock", p);
+    add_num(e, k, sale);
+    snprintf(k, sizeof(k), "%s_actual_available_for_sale_stock", p);
+    add_num(e, k, sale);
+    snprintf(k, sizeof(k), "%s_committed_stock", p);
+    add_num(e, k, committed);
+    snprintf(k, sizeof(k), "%s_actual_committed_stock", p);
+    add_num(e, k, committed);
+}
+
 static cJSON *gen_item(const struct sim_config *cfg, uint64_t seq, struct sim_rng *r,
                        int64_t created, int64_t modified)
 {
@@ -606,9 +676,15 @@ static cJSON *gen_item(const struct sim_config *cfg, uint64_t seq, struct sim_rn
             add_num(e, k, on - committed);
             snprintf(k, sizeof(k), "%s_actual_available_stock", p);
             add_num(e, k, on - committed);
+            if (sim_shapes & SIM_SHAPE_STOCK_FIGURES)
+                add_stock_figures(e, p, on, committed);
             cJSON_AddItemToArray(locs, e);
         }
         sim_item_totals(o);
+    } else if (sim_shapes & SIM_SHAPE_STOCK_FIGURES) {
+        /* as Zoho: an item that does not track inventory has no array at all */
+        cJSON_DeleteItemFromObjectCaseSensitive(o, cfg->legacy_warehouses ? "warehouses"
+                                                                           : "locations");
     }
     return o;
 }
@@ -759,6 +835,15 @@ static cJSON *gen_doc(const struct sim_config *cfg, int ent, uint64_t seq, struc
         doc_common(cfg, o, r, ent, seq, status, true, "bill_number", "BILL", created, modified);
         add_date(o, "due_date", created + 30 * DAY);
         cJSON_AddBoolToObject(o, "has_attachment", false);
+        break;
+    case E_PURCHASEORDERS:
+        doc_common(cfg, o, r, ent, seq, status, true, "purchaseorder_number", "PO", created,
+                   modified);
+        add_date(o, "delivery_date", created + 10 * DAY);
+        add_str(o, "order_status", status);
+        add_str(o, "received_status", !strcmp(status, "received") ? "received" : "");
+        add_str(o, "billed_status", !strcmp(status, "billed") ? "billed" : "");
+        add_str(o, "reference_number", "");
         break;
     default: /* E_INVADJ */
         add_id(o, "inventory_adjustment_id", sim_id_for(ent, seq));
@@ -915,6 +1000,7 @@ cJSON *sim_generate(const struct sim_config *cfg, int ent, uint64_t seq, int64_t
     case E_CREDITNOTES:
     case E_BILLS:
     case E_INVADJ:
+    case E_PURCHASEORDERS:
         return gen_doc(cfg, ent, seq, &r, created, modified);
     case E_CUSTOMERPAYMENTS:
     case E_VENDORPAYMENTS:

@@ -734,6 +734,41 @@ static void not_found(const struct sim_entity *en, char *msg, size_t size)
     snprintf(msg, size, "%s does not exist.", en->label);
 }
 
+/* ---- shapes (README "Shapes"), apart from the rest ---- */
+
+/* hide-inactive: a list asked without filter_by hides inactive records,
+ * as Zoho's default filter does where it is Status.Active. */
+static void shape_default_filter(const struct sim_entity *en, struct sim_list_query *q,
+                                 char *applied, size_t size)
+{
+    if (!(sim_shapes & SIM_SHAPE_HIDE_INACTIVE) || !en->statuses)
+        return;
+    for (int i = 0; en->statuses[i]; i++)
+        if (!strcmp(en->statuses[i], "active")) {
+            q->st = i + 1;
+            snprintf(applied, size, "Status.Active");
+        }
+}
+
+/* small-pages: pages of at most 10 rows, whatever per_page asks (Zoho's
+ * page sizes are its own: 10, 200 or 5,000), has_more_page telling. */
+static void shape_page_size(struct sim_list_query *q)
+{
+    if ((sim_shapes & SIM_SHAPE_SMALL_PAGES) && q->per_page > 10)
+        q->per_page = 10;
+}
+
+/* books-pc-array: Books writes page_context as a one-element array. */
+static const char *shape_pc_open(const struct route *r)
+{
+    return (sim_shapes & SIM_SHAPE_BOOKS_PC_ARRAY) && r->product == SIM_BOOKS ? "[{" : "{";
+}
+
+static const char *shape_pc_close(const struct route *r)
+{
+    return (sim_shapes & SIM_SHAPE_BOOKS_PC_ARRAY) && r->product == SIM_BOOKS ? "}]" : "}";
+}
+
 static enum MHD_Result api_list(struct MHD_Connection *c, struct req *rq, const struct route *r)
 {
     const struct sim_entity *en = &sim_entities[r->ent];
@@ -751,6 +786,7 @@ static enum MHD_Result api_list(struct MHD_Connection *c, struct req *rq, const 
             return send_error(c, rq, 400, 2, "Invalid value passed for per_page");
         q.per_page = v > 200 ? 200 : (long)v; /* Zoho caps per_page at 200 */
     }
+    shape_page_size(&q);
     const char *filter = arg(c, "filter_by");
     char applied[64] = "Status.All";
     if (filter && *filter && strcmp(filter, "Status.All")) {
@@ -764,6 +800,8 @@ static enum MHD_Result api_list(struct MHD_Connection *c, struct req *rq, const 
         if (!ok)
             return send_error(c, rq, 400, 2, "Invalid value passed for filter_by");
         snprintf(applied, sizeof(applied), "%s", filter);
+    } else if (!filter || !*filter) {
+        shape_default_filter(en, &q, applied, sizeof(applied));
     }
     const char *sort = arg(c, "sort_column");
     q.by_lmt = sort && !strcmp(sort, "last_modified_time");
@@ -785,12 +823,13 @@ static enum MHD_Result api_list(struct MHD_Connection *c, struct req *rq, const 
     sim_store_page(&q, &sb, &more);
     sim_store_unlock();
     strbuf_printf(&sb,
-                  "],\"page_context\":{\"page\":%ld,\"per_page\":%ld,\"has_more_page\":%s,"
+                  "],\"page_context\":%s\"page\":%ld,\"per_page\":%ld,\"has_more_page\":%s,"
                   "\"report_name\":\"%s\",\"applied_filter\":",
-                  q.page, q.per_page, more ? "true" : "false", en->report);
+                  shape_pc_open(r), q.page, q.per_page, more ? "true" : "false", en->report);
     sim_json_string(&sb, applied);
-    strbuf_printf(&sb, ",\"custom_fields\":[],\"sort_column\":\"%s\",\"sort_order\":\"%s\"}}",
-                  q.by_lmt ? "last_modified_time" : "created_time", q.desc ? "D" : "A");
+    strbuf_printf(&sb, ",\"custom_fields\":[],\"sort_column\":\"%s\",\"sort_order\":\"%s\"%s}",
+                  q.by_lmt ? "last_modified_time" : "created_time", q.desc ? "D" : "A",
+                  shape_pc_close(r));
     if (truncpage_fault(q.page))
         rq->fault = F_TRUNCATE;
     return send_json(c, rq, 200, &sb);

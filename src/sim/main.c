@@ -26,7 +26,7 @@ static const char usage[] =
     "         [--count ENTITY=N]... [--org ID] [--client-id S] [--client-secret S]\n"
     "         [--refresh-token S] [--token-ttl SECONDS] [--mint-limit N/SECONDS]\n"
     "         [--rate-minute N] [--rate-day N] [--concurrency N] [--no-limits]\n"
-    "         [--legacy-warehouses] [--faults SPEC] [--webhook-url URL]\n"
+    "         [--legacy-warehouses] [--shape LIST] [--faults SPEC] [--webhook-url URL]\n"
     "         [--webhook-format json|form] [--webhook-secret S] [--webhook-hmac S]\n"
     "         [--threads N] [--quiet]\n"
     "A Zoho Books/Inventory API simulator on loopback; see src/sim/README.md.\n";
@@ -109,7 +109,7 @@ static void write_port_file(const char *path, const char *base)
 
 enum {
     O_LISTEN = 256, O_PORT_FILE, O_SEED, O_ITEMS, O_COUNT, O_ORG, O_CLIENT_ID, O_CLIENT_SECRET,
-    O_REFRESH, O_TTL, O_MINT, O_RATE_MIN, O_RATE_DAY, O_CONC, O_NO_LIMITS, O_LEGACY, O_FAULTS,
+    O_REFRESH, O_TTL, O_MINT, O_RATE_MIN, O_RATE_DAY, O_CONC, O_NO_LIMITS, O_LEGACY, O_SHAPE, O_FAULTS,
     O_WH_URL, O_WH_FORMAT, O_WH_SECRET, O_WH_HMAC, O_THREADS, O_QUIET, O_HELP, O_VERSION,
 };
 
@@ -130,6 +130,7 @@ static const struct option longopts[] = {
     {"concurrency", required_argument, NULL, O_CONC},
     {"no-limits", no_argument, NULL, O_NO_LIMITS},
     {"legacy-warehouses", no_argument, NULL, O_LEGACY},
+    {"shape", required_argument, NULL, O_SHAPE},
     {"faults", required_argument, NULL, O_FAULTS},
     {"webhook-url", required_argument, NULL, O_WH_URL},
     {"webhook-format", required_argument, NULL, O_WH_FORMAT},
@@ -242,6 +243,15 @@ int main(int argc, char **argv)
         case O_LEGACY:
             cfg.legacy_warehouses = true;
             break;
+        case O_SHAPE: {
+            char *bad = NULL;
+            if (!sim_shapes_parse(optarg, &sim_shapes, &bad)) {
+                fprintf(stderr, "tds-zoho-sim: --shape: unknown shape '%s' (numeric-ids, stock-figures, hide-inactive, books-pc-array, small-pages)\n", bad);
+                free(bad);
+                exit(2);
+            }
+            break;
+        }
         case O_FAULTS: {
             char *err = NULL;
             if (!sim_faults_check(optarg, &err)) {

@@ -19,7 +19,7 @@
 #define SIM_BOOKS 1u
 #define SIM_INVENTORY 2u
 #define SIM_MAX_STATUS 8 /* index 0 is "all" */
-#define SIM_ENTITIES 12
+#define SIM_ENTITIES 13
 
 struct sim_rng {
     uint64_t s;
@@ -53,6 +53,21 @@ struct sim_config {
     bool legacy_warehouses;
     char *base_url; /* http://HOST:PORT, for api_domain */
 };
+
+/* ---- shapes (gen.c): real Zoho response shapes, switched on by --shape
+ * (README "Shapes"); none by default. ---- */
+enum {
+    SIM_SHAPE_NUMERIC_IDS = 1u << 0,   /* item_id/location_id as JSON numbers, 16 digits */
+    SIM_SHAPE_STOCK_FIGURES = 1u << 1, /* *_available_for_sale_stock, *_committed_stock */
+    SIM_SHAPE_HIDE_INACTIVE = 1u << 2, /* no filter_by: inactive records hidden */
+    SIM_SHAPE_BOOKS_PC_ARRAY = 1u << 3, /* Books: page_context as [{...}] */
+    SIM_SHAPE_SMALL_PAGES = 1u << 4,    /* at most 10 rows a page */
+};
+extern unsigned sim_shapes;
+/* Parses "numeric-ids,stock-figures" into *out; false with *bad the unknown name. */
+bool sim_shapes_parse(const char *spec, unsigned *out, char **bad);
+/* Whether key is an id sim_json_render writes as a number (numeric-ids). */
+bool sim_shape_numeric_key(const char *key);
 
 /* ---- rng (gen.c) ---- */
 uint64_t sim_rng_next(struct sim_rng *r);

@@ -79,13 +79,18 @@ static bool is_quantity(const char *k)
 void sim_json_render(struct strbuf *sb, const cJSON *v, const char *key)
 {
     char num[64];
-    if (cJSON_IsString(v)) {
+    if (cJSON_IsString(v) && sim_shape_numeric_key(key) && v->valuestring[0] &&
+        strspn(v->valuestring, "0123456789") == strlen(v->valuestring)) {
+        strbuf_puts(sb, v->valuestring); /* numeric-ids: unquoted */
+    } else if (cJSON_IsString(v)) {
         sim_json_string(sb, v->valuestring);
     } else if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
         if (!isfinite(d))
             d = 0;
-        if (is_quantity(key))
+        if (sim_shape_numeric_key(key))
+            snprintf(num, sizeof(num), "%.0f", d);
+        else if (is_quantity(key))
             snprintf(num, sizeof(num), "%.6f", d);
         else if (d == floor(d) && fabs(d) < 1e15)
             snprintf(num, sizeof(num), "%.0f", d);

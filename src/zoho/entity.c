@@ -21,7 +21,9 @@ static const struct entity_desc entities[] = {
     {"items", "item", ZOHO_INVENTORY, "/items", "item_id", true, "zoho.items",
      {T("name"), T("sku"), T("status"), N("rate"), T("item_type"), T("product_type"), T("unit"),
       B("track_inventory"), N("stock_on_hand"), N("available_stock"),
-      N("actual_available_stock"), T("image_document_id"), T("image_name"), TIMES}},
+      N("actual_available_stock"), N("available_for_sale_stock"),
+      N("actual_available_for_sale_stock"), N("committed_stock"), N("actual_committed_stock"),
+      T("image_document_id"), T("image_name"), TIMES}},
     {"contacts", "contact", ZOHO_BOOKS, "/contacts", "contact_id", false, "zoho.contacts",
      {T("contact_name"), T("company_name"), T("contact_type"), T("status"), T("email"),
       T("phone"), T("currency_code"), N("outstanding_receivable_amount"),
@@ -60,6 +62,11 @@ static const struct entity_desc entities[] = {
     {"pricebooks", "pricebook", ZOHO_INVENTORY, "/pricebooks", "pricebook_id", false,
      "zoho.pricebooks",
      {T("name"), T("pricebook_type"), T("currency_code"), T("status"), TIMES}},
+    /* incoming stock; Books documents no changed-since filter on them */
+    {"purchaseorders", "purchaseorder", ZOHO_BOOKS, "/purchaseorders", "purchaseorder_id", false,
+     "zoho.purchaseorders",
+     {T("purchaseorder_number"), T("vendor_id"), T("vendor_name"), T("status"), D("date"),
+      D("delivery_date"), N("total"), T("currency_code"), TIMES}},
 };
 
 const struct entity_desc *entity_all(size_t *n)
@@ -78,6 +85,19 @@ const struct entity_desc *entity_find(const char *name)
     /* Common alternative spellings of the two payment kinds. */
     if (strcmp(name, "customerpayment") == 0)
         return entity_find("customerpayments");
+    return NULL;
+}
+
+const char *entity_all_filter(const struct entity_desc *d)
+{
+    /* The lists Zoho documents Status.All for; the others (payments filter
+     * by mode; locations, adjustments, price books) are sent no filter. */
+    static const char *const with_status[] = {"items",       "contacts", "salesorders",
+                                              "invoices",    "creditnotes", "bills",
+                                              "users",       "purchaseorders"};
+    for (size_t i = 0; i < TDS_ARRAY_LEN(with_status); i++)
+        if (str_eq(d->name, with_status[i]))
+            return "Status.All";
     return NULL;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tds/entity.h"
+#include "tds/log.h"
 
 /* Shortest text that reads back as the same double (no 12.339999999...). */
 static char *format_double(double v)
@@ -121,14 +122,55 @@ static bool is_timestamp(const char *s)
     return (*p == '\0') || (digits_n(p, 2) && num2(p) <= 59 && p[2] == '\0');
 }
 
-/* Converts one field; *out NULL for SQL NULL.  Returns NULL or a message. */
-static char *map_value(const struct entity_column *col, const cJSON *v, char **out)
+/* The offset ("+0530", "-04:00", "Z") of time s, or NULL if it has none. */
+static const char *time_offset(const char *s)
+{
+    if (!is_timestamp(s))
+        return NULL;
+    const char *p = s + 16;
+    while (*p && *p != '+' && *p != '-' && *p != 'Z')
+        p++;
+    return *p ? p : NULL;
+}
+
+/*
+ * A date-only value where a time belongs ("2013-01-24", as Zoho writes
+ * some created_time fields): midnight of that date in the organization's
+ * time zone, which is the offset Zoho writes on the record's other times;
+ * a record with none is read in the database session's time zone.
+ */
+static char *date_as_time(const char *date, const cJSON *rec)
+{
+    static const char *const siblings[] = {"last_modified_time", "created_time", "updated_time"};
+    for (size_t i = 0; i < TDS_ARRAY_LEN(siblings); i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, siblings[i]);
+        const char *off = cJSON_IsString(t) ? time_offset(t->valuestring) : NULL;
+        if (off != NULL)
+            return xasprintf("%sT00:00:00%s", date, off);
+    }
+    return xasprintf("%sT00:00:00", date);
+}
+
+/* Converts one field of record rec; *out NULL for SQL NULL.  Returns NULL
+ * or a message. */
+static char *map_value(const struct entity_column *col, const cJSON *v, const cJSON *rec,
+                       char **out)
 {
     *out = NULL;
     if (v == NULL || cJSON_IsNull(v))
         return NULL;
     if (cJSON_IsString(v) && v->valuestring[0] == '\0')
         return NULL;
+    /* A number kept exactly (entity_json_parse): its text is the value. */
+    char *exact = entity_json_number(v);
+    if (exact != NULL) {
+        if (col->type == COL_TEXT || (col->type == COL_NUMERIC && is_numeric_text(exact))) {
+            *out = exact;
+            return NULL;
+        }
+        free(exact);
+        return xstrdup(col->type == COL_NUMERIC ? "is not a number" : "is not of its type");
+    }
     switch (col->type) {
     case COL_TEXT:
         if (cJSON_IsString(v))
@@ -187,7 +229,13 @@ static char *map_value(const struct entity_column *col, const cJSON *v, char **o
             *out = xstrdup(v->valuestring);
             return NULL;
         }
-        return xstrdup("is not a time like 2013-08-05T12:06:10+0530");
+        if (cJSON_IsString(v) && is_date(v->valuestring)) {
+            *out = date_as_time(v->valuestring, rec);
+            return NULL;
+        }
+        /* A time tds cannot read does not cost the record: NULL (the
+         * caller warns). */
+        return NULL;
     case COL_DATE:
         if (cJSON_IsString(v) && is_date(v->valuestring)) {
             *out = xstrdup(v->valuestring);
@@ -224,10 +272,17 @@ static char *map_id(const struct entity_desc *d, const cJSON *rec, char **err)
         }
         return xstrdup(v->valuestring);
     }
-    /* An id sent as a JSON number is only safe while a double holds it exactly. */
+    /* An id sent as a JSON number: exact when parsed so (entity_json_parse),
+     * else only safe while a double holds it exactly. */
+    char *exact = entity_json_number(v);
+    if (exact != NULL) {
+        if (str_is_digits(exact) && strlen(exact) <= 40)
+            return exact;
+        free(exact);
+    }
     if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0 &&
         floor(v->valuedouble) == v->valuedouble) {
-        return xasprintf("%.0f", v->valuedouble);
+        return xasprintf("%.0f", v->valuedouble == 0 ? 0.0 : v->valuedouble); /* -0: "0" */
     }
     if (v == NULL || cJSON_IsNull(v) || (cJSON_IsString(v) && v->valuestring[0] == '\0'))
         *err = xasprintf("%s record has no %s", d->name, d->id_field);
@@ -257,7 +312,15 @@ int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct enti
     for (size_t i = 0; i < n; i++) {
         const struct entity_column *col = &d->columns[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, col->field);
-        char *problem = map_value(col, v, &out->values[i]);
+        char *problem = map_value(col, v, rec, &out->values[i]);
+        if (problem == NULL && col->type == COL_TIMESTAMPTZ && out->values[i] == NULL &&
+            cJSON_IsString(v) && v->valuestring[0] != '\0') {
+            char *shown = show_value(v);
+            log_warn("%s record %s: field %s: %s is not a time like 2013-08-05T12:06:10+0530;"
+                     " stored as NULL",
+                     d->name, out->id, col->field, shown);
+            free(shown);
+        }
         if (problem != NULL) {
             char *shown = show_value(v);
             *err = xasprintf("%s record %s: field %s: %s %s", d->name, out->id, col->field, shown,
@@ -267,9 +330,11 @@ int entity_map_values(const struct entity_desc *d, const cJSON *rec, struct enti
             return -1;
         }
     }
-    const cJSON *lmt = cJSON_GetObjectItemCaseSensitive(rec, "last_modified_time");
-    if (cJSON_IsString(lmt) && lmt->valuestring[0] != '\0')
-        out->last_modified_time = xstrdup(lmt->valuestring);
+    /* last_modified_time as stored (a date-only one at its midnight; one
+     * that is not a time: none) */
+    for (size_t i = 0; i < n; i++)
+        if (str_eq(d->columns[i].column, "last_modified_time") && out->values[i] != NULL)
+            out->last_modified_time = xstrdup(out->values[i]);
     return 0;
 }
 

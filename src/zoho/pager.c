@@ -79,6 +79,10 @@ static const char *record_id(const cJSON *rec, const char *id_field, char *buf, 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, id_field);
     if (cJSON_IsString(v) && !str_empty(v->valuestring))
         return v->valuestring;
+    if (cJSON_IsRaw(v) && v->valuestring != NULL && strlen(v->valuestring) < bufsz) {
+        snprintf(buf, bufsz, "%s", v->valuestring); /* a number kept exactly */
+        return buf;
+    }
     if (cJSON_IsNumber(v)) {
         snprintf(buf, bufsz, "%.0f", v->valuedouble);
         return buf;
@@ -371,6 +375,16 @@ static char *page_query(const struct zoho_pager *p)
     return strbuf_detach(&q);
 }
 
+/* Books writes page_context as a one-element array too ("page_context":
+ * [{...}]): read it as the object it holds. */
+static void page_ctx_unwrap(cJSON *doc)
+{
+    cJSON *pc = cJSON_GetObjectItemCaseSensitive(doc, "page_context");
+    if (cJSON_IsArray(pc) && cJSON_IsObject(cJSON_GetArrayItem(pc, 0)))
+        cJSON_ReplaceItemInObjectCaseSensitive(doc, "page_context",
+                                               cJSON_DetachItemFromArray(pc, 0));
+}
+
 static char *id_text(const cJSON *rec, const char *field)
 {
     char nb[32];
@@ -409,6 +423,7 @@ int zoho_pager_next(struct zoho_pager *p, cJSON **records, bool *more, struct zo
             return -1;
         cJSON *arr = cJSON_DetachItemFromObjectCaseSensitive(doc, d->name);
         struct zoho_page_ctx ctx;
+        page_ctx_unwrap(doc);
         zoho_page_ctx_parse(doc, &ctx);
         cJSON_Delete(doc);
         if (!cJSON_IsArray(arr)) {

@@ -5,46 +5,15 @@
 # metadata that only a classified page keeps).
 set -u
 drv=$1 sim=$2
-[ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
-db=t_reconcileall_$$
-tmp=$(mktemp -d)
-psql "$TDS_TEST_PG" -qc "CREATE DATABASE $db" || exit 1
-simpid=
-cleanup() {
-    [ -n "$simpid" ] && { kill -9 "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null; }
-    psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TDS_DATABASE_URL="$TDS_TEST_PG dbname=$db" XDG_CONFIG_HOME=/nonexistent TDS_SYNC_UNLIMITED=1
-unset TDS_CONFIG
-sql() { psql "$TDS_DATABASE_URL" -qAtc "$1"; }
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
-"$sim" --listen 127.0.0.1:0 --port-file "$tmp/port" --no-limits --quiet --seed 5 --items 300 &
-simpid=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-port=$(cat "$tmp/port")
-cat > "$tmp/tds.yaml" <<YAML
-zoho:
-  organization_id: "60000000001"
-  client_id: sim-client-id
-  client_secret: sim-client-secret
-  refresh_token: sim-refresh-token
-  accounts_url: http://127.0.0.1:$port
-  books_url: http://127.0.0.1:$port/books/v3
-  inventory_url: http://127.0.0.1:$port/inventory/v1
-  timeout_seconds: 5
-  rate_limit: {per_minute: 10000, per_day: 10000000}
-images:
-  enabled: false
-YAML
-t() { "$drv" --config "$tmp/tds.yaml" "$@"; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=simlib.sh
+. "$here/simlib.sh"
+simlib_init reconcileall
+SIM_TIMEOUT=5 sim_start --seed 5 --items 300
 t migrate 2>/dev/null || { echo "migrate failed"; exit 1; }
 t sync all --full --wait >"$tmp/sync.out" 2>&1 || bad "full sync failed: $(tail -3 "$tmp/sync.out")"
 for e in items contacts salesorders invoices customerpayments creditnotes bills vendorpayments \
-         users locations inventoryadjustments pricebooks; do
+         users locations inventoryadjustments pricebooks purchaseorders; do
     n=$(sql "SELECT count(*) FROM zoho.$e") || { bad "$e: no table"; continue; }
     [ "$n" -gt 0 ] || { bad "$e: no data after the full sync"; continue; }
     out=$(t reconcile "$e" --wait --json 2>"$tmp/err"); st=$?

@@ -6,23 +6,10 @@
 # exits 1 when the run fails (Zoho unreachable).
 set -u
 drv=$1 sim=$2
-[ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
-db=t_synccli_$$
-tmp=$(mktemp -d)
-psql "$TDS_TEST_PG" -qc "CREATE DATABASE $db" || exit 1
-simpid=
-cleanup() {
-    [ -n "$simpid" ] && kill -9 "$simpid" 2>/dev/null
-    psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TDS_DATABASE_URL="$TDS_TEST_PG dbname=$db" XDG_CONFIG_HOME=/nonexistent TDS_SYNC_UNLIMITED=1
-unset TDS_CONFIG
-sql() { psql "$TDS_DATABASE_URL" -qAtc "$1"; }
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=simlib.sh
+. "$here/simlib.sh"
+simlib_init synccli
 expect() { # name want-status cmd...
     local name=$1 want=$2; shift 2
     out=$("$@" 2>&1); st=$?
@@ -31,26 +18,10 @@ expect() { # name want-status cmd...
 
 psql "$TDS_DATABASE_URL" -qc "SELECT 1" >/dev/null || exit 1
 
-"$sim" --listen 127.0.0.1:0 --port-file "$tmp/port" --seed 3 --items 300 --no-limits --quiet &
-simpid=$!
-for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-port=$(cat "$tmp/port")
-cat > "$tmp/tds.yaml" <<YAML
-zoho:
-  rate_limit: {per_minute: 10000, per_day: 10000000}
-  organization_id: "60000000001"
-  client_id: sim-client-id
-  client_secret: sim-client-secret
-  refresh_token: sim-refresh-token
-  accounts_url: http://127.0.0.1:$port
-  books_url: http://127.0.0.1:$port/books/v3
-  inventory_url: http://127.0.0.1:$port/inventory/v1
-images:
-  enabled: false
-YAML
+sim_start --seed 3 --items 300
 # Migrate through the library (the driver has no migrate): a stock run on an
 # empty schema must refuse cleanly first.
-t="$drv --config $tmp/tds.yaml"
+t="$drv --config $tmp/tds.yaml"  # a word list, beside simlib.sh's t function
 
 # --- bad input: exit 2, one message, nothing requested ---
 expect "no target" 2 $t sync

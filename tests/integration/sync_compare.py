@@ -20,7 +20,7 @@ with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/truth/items") as r:
         if not line.strip():
             continue
         d = json.loads(line)
-        i = d["item_id"]
+        i = str(d["item_id"])  # a number in the numeric-ids shape
         truth[i] = (d.get("name") or None, num(d.get("stock_on_hand")),
                     num(d.get("available_stock")), num(d.get("actual_available_stock")))
         locs = d.get("locations")
@@ -29,7 +29,7 @@ with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/truth/items") as r:
             locs = d.get("warehouses") or []
         p = "warehouse_" if legacy else "location_"
         for l in locs:
-            lid = l.get("warehouse_id" if legacy else "location_id")
+            lid = str(l.get("warehouse_id" if legacy else "location_id"))
             tlocs[(i, lid)] = (l.get(p + "name") or None, num(l.get(p + "stock_on_hand")),
                                num(l.get(p + "available_stock")),
                                num(l.get(p + "actual_available_stock")))

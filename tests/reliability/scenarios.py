@@ -585,6 +585,7 @@ ENTITIES = {  # entity: (table, id field)
     "locations": ("zoho.locations", "location_id"),
     "inventoryadjustments": ("zoho.inventoryadjustments", "inventory_adjustment_id"),
     "pricebooks": ("zoho.pricebooks", "pricebook_id"),
+    "purchaseorders": ("zoho.purchaseorders", "purchaseorder_id"),
 }
 # A 429 with code 44 makes the client pause until Zoho's minute window ends
 # (up to 60 s, as Zoho requires), so every 429 costs about a minute of a run

@@ -149,9 +149,6 @@ static const struct {
      "items record 1: field stock_on_hand: [1] is not a number"},
     {"items", "{\"item_id\":\"1\",\"track_inventory\":\"yes\"}",
      "items record 1: field track_inventory: \"yes\" is not a boolean"},
-    {"items", "{\"item_id\":\"1\",\"last_modified_time\":\"yesterday\"}",
-     "items record 1: field last_modified_time: \"yesterday\" is not a time like "
-     "2013-08-05T12:06:10+0530"},
     {"invoices", "{\"invoice_id\":\"5\",\"date\":\"05/11/2025\"}",
      "invoices record 5: field date: \"05/11/2025\" is not a date like 2013-08-05"},
     {"items", "[1,2]", "items record is not a JSON object"},
@@ -173,12 +170,77 @@ static void test_bad_records(void **state)
     }
 }
 
+/* Times as Zoho writes them (issue 17 point 4): a date-only value is
+ * midnight in the record's own offset; one that is no time keeps the
+ * record, NULL. */
+static void test_zoho_times(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *created, *lmt;
+    } rows[] = {
+        {"{\"item_id\":\"1\",\"created_time\":\"2013-01-24\","
+         "\"last_modified_time\":\"2013-01-25T10:00:00+0530\"}",
+         "2013-01-24T00:00:00+0530", "2013-01-25T10:00:00+0530"},
+        {"{\"item_id\":\"1\",\"created_time\":\"2013-01-24\"}", "2013-01-24T00:00:00", NULL},
+        {"{\"item_id\":\"1\",\"last_modified_time\":\"yesterday\"}", NULL, NULL},
+        {"{\"item_id\":\"1\",\"created_time\":\"24/01/2013 10:15 AM\","
+         "\"last_modified_time\":\"2013-01-24\"}",
+         NULL, "2013-01-24T00:00:00"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cJSON *rec = cJSON_Parse(rows[i].json);
+        struct entity_record r;
+        char *err = NULL;
+        assert_int_equal(entity_map_record(entity_find("items"), rec, &r, &err), 0);
+        const char *c = value_of(&r, "created_time"), *l = value_of(&r, "last_modified_time");
+        if (rows[i].created)
+            assert_string_equal(c, rows[i].created);
+        else
+            assert_null(c);
+        if (rows[i].lmt) {
+            assert_string_equal(l, rows[i].lmt);
+            assert_string_equal(r.last_modified_time, rows[i].lmt);
+        } else {
+            assert_null(l);
+            assert_null(r.last_modified_time);
+        }
+        entity_record_free(&r);
+        cJSON_Delete(rec);
+    }
+}
+
+/* Numbers a double cannot hold (issue 17 point 5), through entity_json_parse. */
+static void test_exact_numbers(void **state)
+{
+    (void)state;
+    const char *json = "{\"item_id\": 4815000000000044208123, \"rate\": 12345678901234567.89,"
+                       " \"stock_on_hand\": 9007199254740993, \"available_stock\": 12.5,"
+                       " \"name\": 4815000000000044208}";
+    cJSON *rec = entity_json_parse(json);
+    assert_non_null(rec);
+    struct entity_record r;
+    char *err = NULL;
+    assert_int_equal(entity_map_record(entity_find("items"), rec, &r, &err), 0);
+    assert_string_equal(r.id, "4815000000000044208123");
+    assert_string_equal(value_of(&r, "rate"), "12345678901234567.89");
+    assert_string_equal(value_of(&r, "stock_on_hand"), "9007199254740993");
+    assert_string_equal(value_of(&r, "available_stock"), "12.5");
+    assert_string_equal(value_of(&r, "name"), "4815000000000044208");
+    assert_non_null(strstr(r.raw, "\"rate\":12345678901234567.89"));
+    assert_non_null(strstr(r.raw, "\"item_id\":4815000000000044208123"));
+    entity_record_free(&r);
+    cJSON_Delete(rec);
+    /* a bad document is still refused */
+    assert_null(entity_json_parse("{\"a\": 12345678901234567890"));
+}
+
 static void test_descriptor_table(void **state)
 {
     (void)state;
     size_t n;
     const struct entity_desc *all = entity_all(&n);
-    assert_int_equal(n, 12);
+    assert_int_equal(n, 13);
     for (size_t i = 0; i < n; i++) {
         const struct entity_desc *d = &all[i];
         assert_ptr_equal(entity_find(d->name), d);
@@ -207,6 +269,8 @@ int main(void)
         cmocka_unit_test(test_untracked_item),
         cmocka_unit_test(test_other_entities),
         cmocka_unit_test(test_bad_records),
+        cmocka_unit_test(test_zoho_times),
+        cmocka_unit_test(test_exact_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
