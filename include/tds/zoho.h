@@ -64,6 +64,10 @@ enum zoho_err_kind {
     ZOHO_ERR_DB,            /* the coordination database failed */
     ZOHO_ERR_CANCELLED,     /* the caller's stop flag was raised */
     ZOHO_ERR_ARG,           /* a caller mistake (too many ids, unknown entity...) */
+    ZOHO_ERR_SCOPE,         /* 401 code 57 on a token that works elsewhere: the token
+                               lacks this endpoint's OAuth scope (the message names it) */
+    ZOHO_ERR_BLOCKED,       /* Zoho blocked calls (Retry-After, X-Rate-Limit-Reset) for
+                               longer than zoho.max_wait_seconds: not called */
 };
 
 /* "auth", "rate_minute", ... (stable names for logs, alerts and tests). */
