@@ -111,7 +111,8 @@ static void sim_start(const char *first, ...)
     PGconn *db = pgtest_connect();
     pgtest_exec(db, "DELETE FROM tds.zoho_token; DELETE FROM tds.zoho_token_mints;"
                     " DELETE FROM tds.rate_windows; DELETE FROM tds.rate_pacer;"
-                    " DELETE FROM tds.rate_clients");
+                    " DELETE FROM tds.rate_clients; DELETE FROM tds.zoho_block;"
+                    " DELETE FROM tds.alerts");
     PQfinish(db);
     set_str(&cl.cfg.zoho.accounts_url, xasprintf("http://127.0.0.1:%d", sim_port));
     set_str(&cl.cfg.zoho.books_url, xasprintf("http://127.0.0.1:%d/books/v3", sim_port));
