@@ -1121,7 +1121,7 @@ static void test_long_block_for_the_fleet(void **state)
     /* The block ends in 3 s: the call waits for it, then goes. */
     free(sim_http("POST", "/_sim/config", "{\"faults\":\"\"}"));
     pgtest_exec(db, "UPDATE tds.zoho_block SET blocked_until = now() + interval '3 seconds'");
-    t0 = time_mono_ms();
+    long long t0 = time_mono_ms();
     expect_ok(zoho_get_json(cb, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), &e);
     cJSON_Delete(doc);
     assert_true(time_mono_ms() - t0 >= 2500);
