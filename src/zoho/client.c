@@ -413,7 +413,24 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
         }
         if (zoho_block_wait(c, endpoint, q->page, e) != 0)
             break;
-        if (zoho_token_current(c, e) != 0 || zoho_rate_acquire(c, e) != 0) {
+        int trc = zoho_token_current(c, e);
+        if (trc != 0 && e->kind == ZOHO_ERR_TOKEN) {
+            /* The accounts server unreachable: back off like an API outage. */
+            long long age = zoho_outage_age_ms(zc);
+            long long max_ms = (zc->cfg->zoho.max_wait_seconds > 0
+                                    ? zc->cfg->zoho.max_wait_seconds
+                                    : 3600) * 1000LL;
+            if (age > 0 && age < max_ms) {
+                zoho_error_clear(e);
+                if (!zoho_sleep(c, zoho_backoff(zc, attempt))) {
+                    zoho_error_set(e, ZOHO_ERR_CANCELLED, 0, -1, endpoint, q->page,
+                                   "cancelled");
+                    break;
+                }
+                continue;
+            }
+        }
+        if (trc != 0 || zoho_rate_acquire(c, e) != 0) {
             free(e->endpoint);
             e->endpoint = xstrdup(endpoint);
             e->page = q->page;

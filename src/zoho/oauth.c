@@ -173,6 +173,8 @@ static int mint_http(struct zoho_conn *c, struct minted *m, bool *maybe_minted,
         zoho_usage_count(zc, "oauth/token", hr == 0 ? (int)r.status : 0);
         if (hr != 0) {
             char *msg = zoho_outside_text(r.curl_err, 200);
+            if (zoho_outage_curl(r.curl_code))
+                zoho_outage_note(zc, true, false, 0, -1, msg);
             zoho_error_set(e, ZOHO_ERR_TOKEN, 0, -1, TOKEN_ENDPOINT, 0,
                            "token endpoint unreachable: %s", msg);
             free(msg);

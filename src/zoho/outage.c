@@ -318,6 +318,14 @@ long long zoho_outage_note(struct zoho_client *zc, bool outage, bool answered, i
     return 0;
 }
 
+long long zoho_outage_age_ms(struct zoho_client *zc)
+{
+    pthread_mutex_lock(&zc->st_mu);
+    long long since = zc->unreach_since_ms;
+    pthread_mutex_unlock(&zc->st_mu);
+    return since ? time_wall_ms() - since : 0;
+}
+
 /* ---- scopes ---- */
 
 /* Under st_mu: the entry of label (created). */

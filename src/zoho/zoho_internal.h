@@ -338,6 +338,8 @@ bool zoho_outage_curl(int curl_code);
  */
 long long zoho_outage_note(struct zoho_client *zc, bool outage, bool answered, int status,
                            long long tok_gen, const char *why);
+/* How long this process has seen Zoho unreachable (ms; 0: it answers). */
+long long zoho_outage_age_ms(struct zoho_client *zc);
 /* Scope bookkeeping per usage label. */
 bool zoho_scope_denied(struct zoho_client *zc, const char *label);
 bool zoho_scope_seen_ok(struct zoho_client *zc, const char *label);

@@ -12,7 +12,11 @@
  * loop (issue 17 point 3): Zoho's long multi-byte error is stored as valid
  * UTF-8 and its queue item dead-letters after its attempts, one request
  * each, and a page that always arrives truncated costs the client's
- * attempts once, not again per job retry.
+ * attempts once, not again per job retry.  Zoho as it really is (issue 17
+ * points 1, 2, 8): a missing image scope is not an expiry (no refresh, one
+ * alert), the mint limiter's alert, a long Retry-After held by the whole
+ * fleet through tds.zoho_block, Zoho unreachable (closed port, HTML 502):
+ * backoff, an alert, resolved by itself.
  */
 #include <pthread.h>
 #include <setjmp.h>
