@@ -1050,6 +1050,50 @@ static void test_scope_is_not_expiry(void **state)
     free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":false}"));
 }
 
+/*
+ * The same through a sync (tds sync --wait fetches changed images inline):
+ * the items are stored, images stop after one refused request (one mint in
+ * all), and no item's image is given up, so a later images run fetches
+ * them once the scope is granted.
+ */
+static void test_scope_sync_images(void **state)
+{
+    (void)state;
+    sim_start("--seed", "18", "--items", "60", "--no-limits", NULL);
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":true}"));
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/tds-zc-img-%ld", (long)getpid());
+    char *saved = cl.cfg.images.dir;
+    cl.cfg.images.dir = xstrdup(dir);
+    struct zoho_client *zc = client("zc-scope-sync");
+    PGconn *db = pgtest_connect();
+    pgtest_exec(db, "DELETE FROM zoho.items");
+    struct sync_job j = {
+        .run_type = "full", .entity = "items", .cfg = &cl.cfg, .conn = db, .zc = zc,
+        .images_inline = true,
+    };
+    char *err = NULL;
+    if (sync_job_run(&j, &err) != 0)
+        fail_msg("sync: %s", err);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items"), 60);
+    long long with_image = pgtest_scalar(db, "SELECT count(*) FROM zoho.items"
+                                             " WHERE image_document_id IS NOT NULL");
+    assert_true(with_image > 0);
+    assert_int_equal(j.stats.images, 0);
+    assert_int_equal(j.stats.image_failed, 1);
+    assert_int_equal(requests_to("GET /inventory/v1/items/{id}/image"), 1);
+    assert_int_equal(counter("tokens_minted", NULL), 1);
+    /* Not given up: every image is still due. */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE image_document_id"
+                                       " IS DISTINCT FROM image_fetched_document_id"),
+                     with_image);
+    PQfinish(db);
+    zoho_client_free(zc);
+    free(cl.cfg.images.dir);
+    cl.cfg.images.dir = saved;
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":false}"));
+}
+
 /* Raises *arg's flag after 10 s (so that a client which would sleep
  * through a block fails the test quickly instead of hanging). */
 static void *watchdog(void *arg)
@@ -1273,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_long_utf8_error_dead_letters),
         cmocka_unit_test(test_truncated_page_bounded),
         cmocka_unit_test(test_scope_is_not_expiry),
+        cmocka_unit_test(test_scope_sync_images),
         cmocka_unit_test(test_long_block_for_the_fleet),
         cmocka_unit_test(test_unreachable_alert),
     };
