@@ -45,6 +45,8 @@ struct tds_config {
         char *books_url;
         char *inventory_url;
         int timeout_seconds;        /* per HTTP request */
+        int unreachable_alert_seconds; /* outage before the zoho_unreachable alert */
+        int max_wait_seconds;       /* a call waits this long for a block/outage to end */
     } zoho;
     struct {
         char *instance;             /* "" = host-pid */

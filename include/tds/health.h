@@ -52,6 +52,12 @@ struct health_report {
     struct health_last_sync *last_sync;
     size_t nlast_sync;
     char *checked_at;
+    /* Zoho's state for the fleet (tds.zoho_block), NULL when none: the end
+     * of a block Zoho announced (UTC, "...Z") and why; since when Zoho has
+     * been unreachable. */
+    char *zoho_blocked_until;
+    char *zoho_block_reason;
+    char *zoho_unreachable_since;
 };
 
 /*

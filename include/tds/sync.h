@@ -145,8 +145,10 @@ const char *images_sniff(const unsigned char *data, size_t len);
  * stores it under cfg->images.dir as <sha256>.<ext> (written once: the same
  * bytes are never stored twice), then records image_path.  Items whose
  * image_document_id became empty get image_path NULL.  Failures are counted
- * in j->stats.image_failed and logged, never fatal.  Returns 0, or -1 with
- * *err on a database error.
+ * in j->stats.image_failed and logged, never fatal.  Returns 0, 1 when Zoho
+ * refuses images for a missing OAuth scope (ZOHO_ERR_SCOPE: the client
+ * raised one alert naming it; the remaining items are left for a later run,
+ * not given up), or -1 with *err on a database error.
  */
 int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, size_t n,
                 char **err) TDS_MUST_CHECK;

@@ -28,6 +28,17 @@
  * until its max_attempts, then dead-lettered with the error (Zoho's code
  * in it).  So one call costs at most max_attempts + 1 requests, and one
  * queue item at most max_attempts (queue) x that.
+ *
+ * Zoho's limits and outages (issue 17 points 1, 2, 8; outage.c): a 401
+ * code 57 on an endpoint that never answered, with a token that works
+ * elsewhere, is a missing scope (ZOHO_ERR_SCOPE, no refresh, one alert);
+ * a Retry-After or an exhausted window's X-Rate-Limit-Reset is honoured
+ * however long, for the whole fleet (tds.zoho_block): no request is made
+ * before its end, a call waits for it up to zoho.max_wait_seconds and
+ * fails at once (ZOHO_ERR_BLOCKED) when it is further; while Zoho is
+ * unreachable (DNS, refused, TLS, a gateway's HTML 5xx) a call keeps
+ * backing off past max_attempts for up to zoho.max_wait_seconds, and the
+ * zoho_unreachable alert comes after zoho.unreachable_alert_seconds.
  */
 #ifndef TDS_ZOHO_H
 #define TDS_ZOHO_H
@@ -64,6 +75,10 @@ enum zoho_err_kind {
     ZOHO_ERR_DB,            /* the coordination database failed */
     ZOHO_ERR_CANCELLED,     /* the caller's stop flag was raised */
     ZOHO_ERR_ARG,           /* a caller mistake (too many ids, unknown entity...) */
+    ZOHO_ERR_SCOPE,         /* 401 code 57 on a token that works elsewhere: the token
+                               lacks this endpoint's OAuth scope (the message names it) */
+    ZOHO_ERR_BLOCKED,       /* Zoho blocked calls (Retry-After, X-Rate-Limit-Reset) for
+                               longer than zoho.max_wait_seconds: not called */
 };
 
 /* "auth", "rate_minute", ... (stable names for logs, alerts and tests). */

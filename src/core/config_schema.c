@@ -79,6 +79,10 @@ static const struct config_key schema[] = {
         "Zoho Inventory API base override; empty derives it from data_center"),
     INT("zoho.timeout_seconds", zoho.timeout_seconds, "30", 1, 600, true, NULL,
         "seconds before one HTTP request to Zoho is abandoned"),
+    INT("zoho.unreachable_alert_seconds", zoho.unreachable_alert_seconds, "300", 1, 86400, true,
+        NULL, "seconds Zoho may stay unreachable before the zoho_unreachable alert"),
+    INT("zoho.max_wait_seconds", zoho.max_wait_seconds, "3600", 1, 604800, true, NULL,
+        "longest a call waits for a Zoho block or outage to end before failing"),
 
     /* engine: workers, the queue lease and retries */
     STR("engine.instance", engine.instance, "", false, NULL,

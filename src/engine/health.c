@@ -149,6 +149,31 @@ void health_compute(PGconn *c, const struct tds_config *cfg, struct health_repor
     }
     PQclear(res);
 
+    char block_at[16] = "", unreach_at[16] = "";
+    res = q(c, r,
+            "SELECT to_char(blocked_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+            " reason,"
+            " to_char(unreachable_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+            " to_char(blocked_until AT TIME ZONE 'UTC', 'HH24:MI'),"
+            " to_char(unreachable_since AT TIME ZONE 'UTC', 'HH24:MI')"
+            " FROM tds.zoho_block WHERE (blocked_until > now() OR unreachable_since IS NOT NULL)"
+            " AND org = $1",
+            1, (const char *[]){cfg->zoho.organization_id ? cfg->zoho.organization_id : ""});
+    if (res == NULL)
+        return;
+    if (PQntuples(res) > 0) {
+        if (!PQgetisnull(res, 0, 0)) {
+            r->zoho_blocked_until = xstrdup(PQgetvalue(res, 0, 0));
+            r->zoho_block_reason = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
+            snprintf(block_at, sizeof block_at, "%s", PQgetvalue(res, 0, 3));
+        }
+        if (!PQgetisnull(res, 0, 2)) {
+            r->zoho_unreachable_since = xstrdup(PQgetvalue(res, 0, 2));
+            snprintf(unreach_at, sizeof unreach_at, "%s", PQgetvalue(res, 0, 4));
+        }
+    }
+    PQclear(res);
+
     /* The verdict. */
     if (alive == 0)
         add_reason(r, HEALTH_DOWN, r->nengines == 0 ? "no engine has ever registered"
@@ -170,6 +195,10 @@ void health_compute(PGconn *c, const struct tds_config *cfg, struct health_repor
     if (r->oldest_pending_age > cfg->alerts.oldest_pending_minutes * 60.0)
         add_reason(r, HEALTH_DEGRADED, "oldest pending item waited %.0f min (limit %d)",
                    r->oldest_pending_age / 60.0, cfg->alerts.oldest_pending_minutes);
+    if (block_at[0])
+        add_reason(r, HEALTH_DEGRADED, "Zoho blocked calls until %s UTC", block_at);
+    if (unreach_at[0])
+        add_reason(r, HEALTH_DEGRADED, "Zoho unreachable since %s UTC", unreach_at);
 }
 
 void health_report_free(struct health_report *r)
@@ -192,6 +221,9 @@ void health_report_free(struct health_report *r)
     }
     free(r->last_sync);
     free(r->checked_at);
+    free(r->zoho_blocked_until);
+    free(r->zoho_block_reason);
+    free(r->zoho_unreachable_since);
     memset(r, 0, sizeof *r);
 }
 
@@ -230,6 +262,19 @@ cJSON *health_to_json(const struct health_report *r)
     cJSON *alerts = cJSON_AddObjectToObject(j, "alerts");
     for (size_t s = 0; s < TDS_ARRAY_LEN(severities); s++)
         cJSON_AddNumberToObject(alerts, severities[s], (double)r->alerts[s]);
+    cJSON *z = cJSON_AddObjectToObject(j, "zoho");
+    if (r->zoho_blocked_until)
+        cJSON_AddStringToObject(z, "blocked_until", r->zoho_blocked_until);
+    else
+        cJSON_AddNullToObject(z, "blocked_until");
+    if (r->zoho_block_reason)
+        cJSON_AddStringToObject(z, "block_reason", r->zoho_block_reason);
+    else
+        cJSON_AddNullToObject(z, "block_reason");
+    if (r->zoho_unreachable_since)
+        cJSON_AddStringToObject(z, "unreachable_since", r->zoho_unreachable_since);
+    else
+        cJSON_AddNullToObject(z, "unreachable_since");
     cJSON *last = cJSON_AddObjectToObject(j, "last_successful_sync");
     for (size_t i = 0; i < r->nlast_sync; i++)
         cJSON_AddStringToObject(last, r->last_sync[i].entity, r->last_sync[i].at);

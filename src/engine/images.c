@@ -168,6 +168,15 @@ int images_sync(struct sync_job *j, struct zoho_conn *zconn, char *const *ids, s
             zoho_error_clear(&ze);
         }
         sync_job_count(j, 0, 0, 0, 0, zoho_conn_take_calls(zconn));
+        if (rc != 0 && ze.kind == ZOHO_ERR_SCOPE) {
+            /* Images are off until the scope is granted; nothing else is. */
+            char *m = zoho_error_format(&ze);
+            log_warn("run %lld: images skipped: %s", j->run_id, m);
+            free(m);
+            zoho_error_clear(&ze);
+            j->stats.image_failed++;
+            return 1;
+        }
         if (rc != 0) {
             char *m = zoho_error_format(&ze);
             log_warn("run %lld: image of item %s: %s", j->run_id, ids[i], m);
@@ -263,6 +272,10 @@ int images_run(struct sync_job *j, char **err)
         for (int i = 0; i < n; i++)
             free(ids[i]);
         free(ids);
+        if (rc == 1) {
+            rc = 0; /* the scope is missing: the rest waits for a later run */
+            break;
+        }
         if (rc != 0)
             break;
     }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ enum fault {
     F_CTYPE,
     F_RESET,
     F_LONGERROR,
+    F_BLOCK,
+    F_502,
     F_SLOW,
     F_OAUTH500,
     F_TRUNCPAGE,
@@ -51,11 +54,12 @@ enum fault {
 
 static const char *const fault_names[F_KINDS] = {
     "500",   "429",   "timeout",   "truncate", "malformed", "html",
-    "ctype", "reset", "longerror", "slow",     "oauth500",  "truncpage"};
+    "ctype", "reset", "longerror", "block",    "502",       "slow",
+    "oauth500", "truncpage"};
 
 struct fault_spec {
     double share[F_KINDS];
-    long param[F_KINDS]; /* ms for slow and timeout; the page for truncpage */
+    long param[F_KINDS]; /* ms for slow, timeout and block; the page for truncpage */
 };
 
 /*
@@ -81,6 +85,7 @@ static bool fault_parse(const char *spec, struct fault_spec *out, char **err)
     out->param[F_SLOW] = 1500;
     out->param[F_TIMEOUT] = 60000;
     out->param[F_TRUNCPAGE] = 2;
+    out->param[F_BLOCK] = 1800000;
     if (!spec || !*spec)
         return true;
     char *copy = xstrdup(spec), *save = NULL;
@@ -98,7 +103,8 @@ static bool fault_parse(const char *spec, struct fault_spec *out, char **err)
                 k = i;
         if (k < 0) {
             *err = xasprintf("--faults: unknown kind \"%s\" (500, 429, slow, timeout, truncate, "
-                             "malformed, html, ctype, reset, longerror, oauth500, truncpage)",
+                             "malformed, html, ctype, reset, longerror, block, 502, oauth500, "
+                             "truncpage)",
                              tok);
             free(copy);
             return false;
@@ -146,7 +152,7 @@ static enum fault fault_draw(bool *slow, long *slow_ms, long *timeout_ms)
     *timeout_ms = flt.spec.param[F_TIMEOUT];
     enum fault f = F_NONE;
     double acc = 0;
-    for (int k = F_500; k <= F_LONGERROR; k++) {
+    for (int k = F_500; k <= F_502; k++) {
         acc += flt.spec.share[k];
         if (u2 < acc) {
             f = (enum fault)k;
@@ -183,6 +189,10 @@ static bool oauth_fault(void)
     pthread_mutex_unlock(&flt.mu);
     return hit;
 }
+
+/* The token lacks the scope of the image endpoint (issue 17 point 1):
+ * GET /items/{id}/image answers 401 code 57 to a valid token. */
+static atomic_bool no_image_scope;
 
 /* ---- tokens ---- */
 
@@ -475,6 +485,7 @@ struct req {
     bool too_big;
     enum fault fault;
     struct rl_hdrs rl;
+    long retry_after_s; /* > 0: a Retry-After header (the block fault) */
     char key[160];
 };
 
@@ -507,6 +518,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct req *rq, unsig
         MHD_add_response_header(r, "X-Rate-Limit-Remaining", v);
         snprintf(v, sizeof(v), "%ld", rq->rl.reset);
         MHD_add_response_header(r, "X-Rate-Limit-Reset", v);
+    }
+    if (rq->retry_after_s > 0) {
+        char v[32];
+        snprintf(v, sizeof(v), "%ld", rq->retry_after_s);
+        MHD_add_response_header(r, "Retry-After", v);
     }
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
@@ -897,6 +913,8 @@ static enum MHD_Result api_image(struct MHD_Connection *c, struct req *rq, const
     int kind = rec ? rec->image : -1;
     uint64_t id = rec ? rec->id : 0;
     sim_store_unlock();
+    if (atomic_load(&no_image_scope))
+        return send_error(c, rq, 401, 57, "You are not authorized to perform this operation");
     if (kind < 0)
         return send_error(c, rq, 404, 1002, "Item does not exist.");
     if (kind == 0)
@@ -920,6 +938,22 @@ static enum MHD_Result api_serve(struct MHD_Connection *c, struct req *rq, const
                           "originate from an organization.");
     case F_LONGERROR:
         return send_error(c, rq, 400, 4, long_error);
+    case F_BLOCK: {
+        pthread_mutex_lock(&flt.mu);
+        long ms = flt.spec.param[F_BLOCK];
+        pthread_mutex_unlock(&flt.mu);
+        rq->retry_after_s = ms < 1000 ? 1 : ms / 1000;
+        return send_error(c, rq, 429, 44,
+                          "For security reasons your organization has been blocked as it have "
+                          "exceeded the maximum number of requests per minute that can "
+                          "originate from an organization.");
+    }
+    case F_502: {
+        /* The gateway in front of Zoho, not Zoho: HTML, no code. */
+        const char *page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                           "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+        return send_resp(c, rq, 502, "text/html", xstrdup(page), strlen(page));
+    }
     case F_HTML: {
         const char *page = "<!DOCTYPE html><html><head><title>Zoho</title></head><body>"
                            "<h1>Service temporarily unavailable</h1><p>We are performing "
@@ -1073,12 +1107,13 @@ static char *config_json(void)
         if (flt.spec.share[k] <= 0)
             continue;
         strbuf_printf(&sb, "%s%s=%g", first ? "" : ",", fault_names[k], flt.spec.share[k]);
-        if (k == F_SLOW || k == F_TIMEOUT || k == F_TRUNCPAGE)
+        if (k == F_SLOW || k == F_TIMEOUT || k == F_TRUNCPAGE || k == F_BLOCK)
             strbuf_printf(&sb, ":%ld", flt.spec.param[k]);
         first = false;
     }
     pthread_mutex_unlock(&flt.mu);
-    strbuf_puts(&sb, "\"}");
+    strbuf_printf(&sb, "\",\"no_image_scope\":%s}",
+                  atomic_load(&no_image_scope) ? "true" : "false");
     return strbuf_detach(&sb);
 }
 
@@ -1141,6 +1176,9 @@ static enum MHD_Result control_config(struct MHD_Connection *c, struct req *rq, 
         tok.refresh = xstrdup(rt->valuestring);
         tok.revoked = false;
     }
+    const cJSON *nis = cJSON_GetObjectItemCaseSensitive(b, "no_image_scope");
+    if (cJSON_IsBool(nis))
+        atomic_store(&no_image_scope, cJSON_IsTrue(nis));
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "expire_tokens")))
         for (size_t i = 0; i < tok.n; i++)
             tok.v[i].expires = 0;

@@ -299,7 +299,9 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
 
     static const char *hn[] = {"paused", "dlq_open", "q_pending", "q_retry", "q_processing",
                                "oldest_pending_age", "alerts_info", "alerts_warning",
-                               "alerts_error", "alerts_critical", "db", "host"};
+                               "alerts_error", "alerts_critical", "db", "host",
+                               "zoho_blocked_until", "zoho_block_reason",
+                               "zoho_unreachable_since"};
     struct tui_rs *hd = tui_rs_new((int)TDS_ARRAY_LEN(hn), 1);
     for (size_t c = 0; c < TDS_ARRAY_LEN(hn); c++)
         hd->names[c] = xstrdup(hn[c]);
@@ -314,6 +316,10 @@ static void fetch_health(struct tui_data *d, struct tui_snapshot *s)
     hd->cell[10] = sanitize_str(PQdb(d->conn), tui_sanitize_flags());
     const char *host = PQhost(d->conn);
     hd->cell[11] = sanitize_str(host && host[0] != '/' ? host : "local", tui_sanitize_flags());
+    hd->cell[12] = xstrdup(hr.zoho_blocked_until ? hr.zoho_blocked_until : "");
+    hd->cell[13] = sanitize_str(hr.zoho_block_reason ? hr.zoho_block_reason : "",
+                                tui_sanitize_flags());
+    hd->cell[14] = xstrdup(hr.zoho_unreachable_since ? hr.zoho_unreachable_since : "");
     s->rs[TQ_HEAD] = hd;
     health_report_free(&hr);
 }

@@ -146,6 +146,22 @@ static void draw_api(struct tui *t, const struct tui_snapshot *s, struct cursor 
     const struct tui_rs *rs = s->rs[TQ_API];
     int per_min = t->cfg ? t->cfg->zoho.rate_limit.per_minute : 0;
     long long per_day = t->cfg ? config_rate_per_day(t->cfg) : 0;
+    /* Zoho's own word first: a block it announced, an outage. */
+    const struct tui_rs *hd = s->rs[TQ_HEAD];
+    const char *bu = hd ? tui_rs_get(hd, 0, "zoho_blocked_until") : NULL;
+    const char *us = hd ? tui_rs_get(hd, 0, "zoho_unreachable_since") : NULL;
+    if (bu != NULL && bu[0]) {
+        const char *why = tui_rs_get(hd, 0, "zoho_block_reason");
+        /* "2026-12-03T14:05:00Z" -> "14:05" */
+        snprintf(buf, sizeof buf, "BLOCKED until %.5s UTC%s%s", strlen(bu) >= 16 ? bu + 11 : bu,
+                 why && why[0] ? ": " : "", why ? why : "");
+        kv(c, "Zoho     ", buf, ROLE_ERROR);
+    }
+    if (us != NULL && us[0]) {
+        snprintf(buf, sizeof buf, "UNREACHABLE since %.5s UTC (runs back off)",
+                 strlen(us) >= 16 ? us + 11 : us);
+        kv(c, "Zoho     ", buf, ROLE_ERROR);
+    }
     if (rs == NULL || rs->nrows == 0) {
         kv(c, "Zoho API ", "no usage recorded", ROLE_DIM);
         return;

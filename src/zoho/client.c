@@ -191,6 +191,7 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
                             : (uint64_t)time_wall_ms() * 2654435761u ^ (uint64_t)getpid();
     pthread_mutex_init(&zc->rng_mu, NULL);
     zoho_token_init(zc);
+    zoho_outage_init(zc);
 
     if (!zc->opts.no_db) {
         zc->db_tok = db_connect(cfg, err);
@@ -204,6 +205,7 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
                 PQfinish(zc->db_tok);
             zc->db_tok = NULL;
             zoho_token_destroy(zc);
+            zoho_outage_destroy(zc);
             pthread_mutex_destroy(&zc->rng_mu);
             free(zc->books_url);
             free(zc->inventory_url);
@@ -224,6 +226,7 @@ void zoho_client_free(struct zoho_client *zc)
         return;
     zoho_rate_destroy(zc);
     zoho_token_destroy(zc);
+    zoho_outage_destroy(zc);
     pthread_mutex_destroy(&zc->rng_mu);
     if (zc->db_tok)
         PQfinish(zc->db_tok);
@@ -398,7 +401,36 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
             zoho_error_set(e, ZOHO_ERR_CANCELLED, 0, -1, endpoint, q->page, "cancelled");
             break;
         }
-        if (zoho_token_current(c, e) != 0 || zoho_rate_acquire(c, e) != 0) {
+        if (zoho_scope_denied(zc, q->label)) {
+            char sc[96];
+            zoho_scope_name(q->label, sc, sizeof sc);
+            zoho_error_set(e, ZOHO_ERR_SCOPE, 401, 57, endpoint, q->page,
+                           "the access token lacks the OAuth scope %s (401 code 57 here while "
+                           "it works elsewhere): not called",
+                           sc);
+            e->retried = true;
+            break;
+        }
+        if (zoho_block_wait(c, endpoint, q->page, e) != 0)
+            break;
+        int trc = zoho_token_current(c, e);
+        if (trc != 0 && e->kind == ZOHO_ERR_TOKEN) {
+            /* The accounts server unreachable: back off like an API outage. */
+            long long age = zoho_outage_age_ms(zc);
+            long long max_ms = (zc->cfg->zoho.max_wait_seconds > 0
+                                    ? zc->cfg->zoho.max_wait_seconds
+                                    : 3600) * 1000LL;
+            if (age > 0 && age < max_ms) {
+                zoho_error_clear(e);
+                if (!zoho_sleep(c, zoho_backoff(zc, attempt))) {
+                    zoho_error_set(e, ZOHO_ERR_CANCELLED, 0, -1, endpoint, q->page,
+                                   "cancelled");
+                    break;
+                }
+                continue;
+            }
+        }
+        if (trc != 0 || zoho_rate_acquire(c, e) != 0) {
             free(e->endpoint);
             e->endpoint = xstrdup(endpoint);
             e->page = q->page;
@@ -461,7 +493,22 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
             body_ok = false;
         enum zoho_err_kind kind;
         enum zoho_action act = zoho_classify(transport_ok, r.status, code, body_ok, &kind);
+        /* Unreachable: no connection (DNS, refused, TLS), or a gateway's
+         * page instead of Zoho's JSON.  Zoho's own answer ends an outage. */
+        bool outage = transport_ok ? (r.status == 502 || r.status == 503 || r.status == 504) &&
+                                         j == NULL
+                                   : zoho_outage_curl(r.curl_code);
+        long long outage_ms = 0;
+        if (act == ZA_OK || !outage) {
+            zoho_outage_note(zc, false, transport_ok && (j != NULL || act == ZA_OK),
+                             (int)r.status, c->tok_gen, NULL);
+        } else {
+            char *d = describe(&r, hr, NULL, 0, -1, NULL, q->binary);
+            outage_ms = zoho_outage_note(zc, true, false, (int)r.status, c->tok_gen, d);
+            free(d);
+        }
         if (act == ZA_OK) {
+            zoho_scope_note_ok(zc, q->label);
             if (q->binary) {
                 *img = r;
             } else {
@@ -476,6 +523,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
                              zmsg, q->binary);
         long long retry_after = r.retry_after_ms;
         long long reset_s = r.rl_reset;
+        long long remaining = r.rl_remaining;
         long status = r.status;
         cJSON_Delete(j);
         zoho_http_resp_free(&r);
@@ -484,6 +532,22 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
 
         if (act == ZA_REFRESH) {
             atomic_fetch_add(&zc->s401, 1);
+            /* Code 57 is both "expired" and "not in your scope".  On an
+             * endpoint that never answered while the same token works
+             * elsewhere it is the scope: a refresh would not help and
+             * would spend Zoho's 10 mints per 10 minutes. */
+            if (code == 57 && !zoho_scope_seen_ok(zc, q->label) &&
+                (zoho_token_proven(zc, c->tok_gen) ||
+                 (refreshed && zoho_any_ok(zc)))) {
+                const char *sc = zoho_scope_deny(zc, q->label);
+                zoho_error_set(e, ZOHO_ERR_SCOPE, (int)status, code, endpoint, q->page,
+                               "%s: the access token lacks the OAuth scope %s (it works on "
+                               "other endpoints); no token refresh",
+                               why, sc);
+                e->retried = true;
+                free(why);
+                break;
+            }
             if (!refreshed) {
                 refreshed = true;
                 zoho_token_invalidate(c);
@@ -502,6 +566,13 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
         }
         if (act == ZA_FAIL_DAY) {
             zoho_rate_block_day(zc, reset_s);
+            {
+                long long now = time_wall_ms();
+                zoho_block_set(zc,
+                               now + (reset_s > 0 ? reset_s * 1000
+                                                  : 86400000LL - now % 86400000LL),
+                               (int)status, code, why);
+            }
             zoho_error_set(e, ZOHO_ERR_RATE_DAY, (int)status, code, endpoint, q->page,
                            "%s: daily API limit of the organization reached; calls stop "
                            "until it resets",
@@ -516,9 +587,31 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
             free(why);
             break;
         }
-        if (attempt >= zc->opts.max_attempts) {
-            zoho_error_set(e, kind, (int)status, code, endpoint, q->page,
-                           "gave up after %d attempts: %s", attempt, why);
+        /* Retry-After (a 429, a 503) and an exhausted window's
+         * X-Rate-Limit-Reset are honoured however long: the fleet's block. */
+        long long block_ms = 0;
+        if (retry_after > 0 && (status == 429 || status == 503))
+            block_ms = retry_after;
+        if (remaining == 0 && reset_s > 60 && reset_s * 1000 > block_ms)
+            block_ms = reset_s * 1000;
+        if (block_ms > 0) {
+            zoho_block_set(zc, time_wall_ms() + block_ms, (int)status, code, why);
+            retry_after = 0; /* zoho_block_wait waits (or fails) before the next request */
+        }
+        long long max_wait_ms = (zc->cfg->zoho.max_wait_seconds > 0
+                                     ? zc->cfg->zoho.max_wait_seconds
+                                     : 3600) * 1000LL;
+        if (attempt >= zc->opts.max_attempts && outage && outage_ms < max_wait_ms) {
+            /* Zoho unreachable: back off and keep trying (bounded by
+             * zoho.max_wait_seconds), do not fail the run fast. */
+        } else if (attempt >= zc->opts.max_attempts) {
+            if (outage)
+                zoho_error_set(e, kind, (int)status, code, endpoint, q->page,
+                               "Zoho unreachable for %lld s, gave up after %d attempts: %s",
+                               outage_ms / 1000, attempt, why);
+            else
+                zoho_error_set(e, kind, (int)status, code, endpoint, q->page,
+                               "gave up after %d attempts: %s", attempt, why);
             e->retried = true;
             free(why);
             break;
@@ -534,7 +627,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
             wait = zoho_backoff(zc, attempt);
         }
         if (retry_after > wait)
-            wait = retry_after > 120000 ? 120000 : retry_after;
+            wait = retry_after > max_wait_ms ? max_wait_ms : retry_after;
         char pg[24] = "";
         if (q->page > 0)
             snprintf(pg, sizeof pg, " page %d", q->page);

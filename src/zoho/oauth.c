@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tds/alerts.h"
 #include "tds/db.h"
 #include "tds/log.h"
 #include "zoho_internal.h"
@@ -172,6 +173,8 @@ static int mint_http(struct zoho_conn *c, struct minted *m, bool *maybe_minted,
         zoho_usage_count(zc, "oauth/token", hr == 0 ? (int)r.status : 0);
         if (hr != 0) {
             char *msg = zoho_outside_text(r.curl_err, 200);
+            if (zoho_outage_curl(r.curl_code))
+                zoho_outage_note(zc, true, false, 0, -1, msg);
             zoho_error_set(e, ZOHO_ERR_TOKEN, 0, -1, TOKEN_ENDPOINT, 0,
                            "token endpoint unreachable: %s", msg);
             free(msg);
@@ -400,6 +403,23 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
                            n, zc->opts.mint_window_s, zc->opts.mint_limit);
             e->retry_after_ms = wait > 0 ? wait : 1000;
             free(lockkey);
+            /* Held back: say so (one alert, bumped while it lasts). */
+            char title[160];
+            snprintf(title, sizeof title,
+                     "Zoho token mint held back: the fleet minted %lld in %d s (limit %d)", n,
+                     zc->opts.mint_window_s, zc->opts.mint_limit);
+            char *msg = xasprintf("a new access token is needed but Zoho allows %d mints per "
+                                  "%d s per refresh token; the next one is possible in %lld s",
+                                  zc->opts.mint_limit, zc->opts.mint_window_s,
+                                  (e->retry_after_ms + 999) / 1000);
+            struct alert_spec a = {.type = "zoho_mint_limit", .severity = ALERT_WARNING,
+                                   .title = title, .message = msg,
+                                   .dedup_key = "zoho_mint_limit"};
+            if (alerts_raise(db, &a, NULL, NULL, &err) != 0) {
+                log_warn("zoho: cannot raise the zoho_mint_limit alert: %s", err);
+                free(err);
+            }
+            free(msg);
             return -1;
         }
     }
@@ -435,6 +455,10 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
         goto dbfail_minted;
     if (rc == 0 || maybe)
         local_mint_note(zc, time_wall_ms());
+    if (rc == 0 && alerts_resolve(db, "zoho_mint_limit", NULL, &err) != 0) {
+        log_warn("zoho: cannot resolve the zoho_mint_limit alert: %s", err);
+        free(err);
+    }
     free(lockkey);
     return rc;
 

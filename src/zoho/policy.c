@@ -264,6 +264,8 @@ const char *zoho_err_kind_name(enum zoho_err_kind kind)
     case ZOHO_ERR_DB: return "db";
     case ZOHO_ERR_CANCELLED: return "cancelled";
     case ZOHO_ERR_ARG: return "arg";
+    case ZOHO_ERR_SCOPE: return "scope";
+    case ZOHO_ERR_BLOCKED: return "blocked";
     }
     return "unknown";
 }

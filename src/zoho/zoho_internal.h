@@ -229,6 +229,24 @@ struct zoho_client {
     pthread_mutex_t rng_mu;
     uint64_t rng;
 
+    /* Zoho's blocks, outages and refused scopes (outage.c; st_mu, taken
+     * before rl_mu, never after) */
+    pthread_mutex_t st_mu;
+    long long block_until_ms;   /* wall: no call before this (0: none) */
+    int block_code;             /* Zoho's code of the block (45: the day) */
+    long long block_row_ms;     /* tds.zoho_block.blocked_until as last read (0: NULL) */
+    long long block_read_ms;    /* wall: when the row was last read */
+    bool fleet_unreach;         /* the row says an engine found Zoho unreachable */
+    long long unreach_since_ms; /* wall: start of this process's outage (0: none) */
+    bool unreach_alerted;
+    struct zoho_scope {
+        const char *label;      /* interned usage label */
+        bool ok;                /* answered 2xx once */
+        long long denied_until_ms; /* wall: refused for scope until then */
+    } scopes[48];
+    int n_scopes;
+    long long ok_gen;           /* tok_gen of the last 2xx answer (-1: none) */
+
     atomic_llong requests, retries, s429, s401, minted, adopted;
     atomic_llong day_remaining, day_reset_s;
 };
@@ -291,6 +309,50 @@ void zoho_error_set(struct zoho_error *e, enum zoho_err_kind kind, int http_stat
 char *zoho_outside_text(const char *s, size_t max);
 /* Logs once per minute at most about coordination database trouble. */
 void zoho_db_warn(struct zoho_client *zc, const char *what, const char *err);
+
+/* outage.c */
+void zoho_outage_init(struct zoho_client *zc);
+void zoho_outage_destroy(struct zoho_client *zc);
+/*
+ * Before a request: waits while the fleet's recorded block lasts (the row
+ * of tds.zoho_block, re-read at most once a second, every time while a
+ * block is known).  0 when calls may go; -1 with *e: ZOHO_ERR_BLOCKED (or
+ * RATE_DAY for a code 45) when the block outlasts zoho.max_wait_seconds,
+ * or CANCELLED.
+ */
+int zoho_block_wait(struct zoho_conn *c, const char *endpoint, int page, struct zoho_error *e);
+/* Records a block (until_ms, wall) for the whole fleet and raises the
+ * zoho_blocked alert "Zoho blocked until HH:MM UTC".  Can't fail. */
+void zoho_block_set(struct zoho_client *zc, long long until_ms, int status, int code,
+                    const char *why);
+/* Is this transport failure (curl code) Zoho being unreachable (DNS,
+ * refused, TLS) rather than a slow or broken answer? */
+bool zoho_outage_curl(int curl_code);
+/*
+ * After an exchange.  outage: Zoho unreachable (zoho_outage_curl, or a
+ * gateway's HTML 502/503/504); answered: an answer of Zoho's own; neither
+ * (a timeout, a reset) leaves the state alone.  Raises zoho_unreachable
+ * after zoho.unreachable_alert_seconds, resolves it (and a past block's
+ * alert) once Zoho answers.  Returns how long the outage has lasted (ms,
+ * 0 when none).  Can't fail.
+ */
+long long zoho_outage_note(struct zoho_client *zc, bool outage, bool answered, int status,
+                           long long tok_gen, const char *why);
+/* How long this process has seen Zoho unreachable (ms; 0: it answers). */
+long long zoho_outage_age_ms(struct zoho_client *zc);
+/* Scope bookkeeping per usage label. */
+bool zoho_scope_denied(struct zoho_client *zc, const char *label);
+bool zoho_scope_seen_ok(struct zoho_client *zc, const char *label);
+void zoho_scope_note_ok(struct zoho_client *zc, const char *label);
+/* True if an answer 2xx came with token generation gen. */
+bool zoho_token_proven(struct zoho_client *zc, long long gen);
+/* True if any answer 2xx came (with any token). */
+bool zoho_any_ok(struct zoho_client *zc);
+/* Marks label refused for its scope (an hour) and raises one alert naming
+ * the scope; returns the scope's name (static). */
+const char *zoho_scope_deny(struct zoho_client *zc, const char *label);
+/* "ZohoInventory.items.READ" for "inventory/items/{id}/image". */
+const char *zoho_scope_name(const char *label, char *buf, size_t size);
 
 /* Raises (or bumps) the critical zoho_auth alert with e's message, through
  * the limiter's connection; the janitor resolves it once calls succeed.

@@ -1041,6 +1041,50 @@ static void test_faults(void **state)
     cJSON_Delete(j);
     resp_free(&r);
 
+    /* Issue 17 points 2 and 8: a block with a long Retry-After, a gateway's 502. */
+    set_faults(s, "block=1.0");
+    api(&r, s, t, "%s", q);
+    expect_error(&r, 429, 44);
+    char ra[32];
+    assert_true(header(&r, "Retry-After", ra, sizeof(ra)));
+    assert_string_equal(ra, "1800");
+    resp_free(&r);
+    set_faults(s, "block=1.0:5000");
+    api(&r, s, t, "%s", q);
+    assert_true(header(&r, "Retry-After", ra, sizeof(ra)));
+    assert_string_equal(ra, "5");
+    resp_free(&r);
+
+    set_faults(s, "502=1.0");
+    api(&r, s, t, "%s", q);
+    assert_int_equal(r.status, 502);
+    assert_true(str_starts_with(r.ctype, "text/html"));
+    assert_non_null(strstr(r.body.buf, "502 Bad Gateway"));
+    assert_false(header(&r, "Retry-After", ra, sizeof(ra)));
+    resp_free(&r);
+    set_faults(s, "");
+
+    /* Issue 17 point 1: the token lacks the image scope: 401 code 57 on the
+     * image endpoint only, the same token still lists. */
+    control(&r, s, "POST", "config", "{\"no_image_scope\":true}");
+    resp_free(&r);
+    api(&r, s, t, "/inventory/v1/items?per_page=1");
+    assert_int_equal(r.status, 200);
+    cJSON *one = json_of(&r);
+    char *iid = xstrdup(jstr(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(one, "items"), 0),
+                             "item_id"));
+    cJSON_Delete(one);
+    resp_free(&r);
+    api(&r, s, t, "/inventory/v1/items/%s/image", iid);
+    expect_error(&r, 401, 57);
+    resp_free(&r);
+    control(&r, s, "POST", "config", "{\"no_image_scope\":false}");
+    resp_free(&r);
+    api(&r, s, t, "/inventory/v1/items/%s/image", iid);
+    assert_int_not_equal(r.status, 401);
+    resp_free(&r);
+    free(iid);
+
     set_faults(s, "reset=1.0");
     api(&r, s, t, "%s", q);
     assert_int_not_equal(r.rc, CURLE_OK);

@@ -12,7 +12,11 @@
  * loop (issue 17 point 3): Zoho's long multi-byte error is stored as valid
  * UTF-8 and its queue item dead-letters after its attempts, one request
  * each, and a page that always arrives truncated costs the client's
- * attempts once, not again per job retry.
+ * attempts once, not again per job retry.  Zoho as it really is (issue 17
+ * points 1, 2, 8): a missing image scope is not an expiry (no refresh, one
+ * alert), the mint limiter's alert, a long Retry-After held by the whole
+ * fleet through tds.zoho_block, Zoho unreachable (closed port, HTML 502):
+ * backoff, an alert, resolved by itself.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +43,7 @@
 #include "pgtest.h"
 #include "tds/db.h"
 #include "tds/entity.h"
+#include "tds/health.h"
 #include "tds/log.h"
 #include "tds/queue.h"
 #include "tds/sync.h"
@@ -111,7 +119,8 @@ static void sim_start(const char *first, ...)
     PGconn *db = pgtest_connect();
     pgtest_exec(db, "DELETE FROM tds.zoho_token; DELETE FROM tds.zoho_token_mints;"
                     " DELETE FROM tds.rate_windows; DELETE FROM tds.rate_pacer;"
-                    " DELETE FROM tds.rate_clients");
+                    " DELETE FROM tds.rate_clients; DELETE FROM tds.zoho_block;"
+                    " DELETE FROM tds.alerts");
     PQfinish(db);
     set_str(&cl.cfg.zoho.accounts_url, xasprintf("http://127.0.0.1:%d", sim_port));
     set_str(&cl.cfg.zoho.books_url, xasprintf("http://127.0.0.1:%d/books/v3", sim_port));
@@ -443,6 +452,10 @@ static void test_mint_limit(void **state)
     zoho_error_clear(&e);
     assert_int_equal(counter("tokens_minted", NULL), 3);
     assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.zoho_token_mints"), 3);
+    /* The limiter said why it held the mint back (issue 17 point 1). */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                                       " AND dedup_key = 'zoho_mint_limit'"),
+                     1);
     /* A second engine respects the fleet's count: it reads the shared token,
      * gets a 401 for it, and does not mint either. */
     struct zoho_client *zc2 = zoho_client_new(&cl.cfg, &o, &err);
@@ -976,6 +989,288 @@ static void test_truncated_page_bounded(void **state)
     zoho_client_free(zc);
 }
 
+/* The first item id of the simulator's truth (any item: with no image
+ * scope every image call is refused before the item is looked at). */
+static char *first_item_id(int k)
+{
+    cJSON *all = sim_truth("items");
+    const cJSON *r = cJSON_GetArrayItem(all, k);
+    assert_non_null(r);
+    char *id = xstrdup(cJSON_GetObjectItemCaseSensitive(r, "item_id")->valuestring);
+    cJSON_Delete(all);
+    return id;
+}
+
+/*
+ * Issue 17 point 1: a 401 code 57 on the image endpoint, with a token that
+ * lists items fine, is a missing scope: no token refresh (before: one per
+ * image, Zoho's 10 mints per 10 minutes gone in seconds), one alert naming
+ * ZohoInventory.items.READ, later image calls not even made, and the rest
+ * goes on with the same token.
+ */
+static void test_scope_is_not_expiry(void **state)
+{
+    (void)state;
+    sim_start("--seed", "15", "--items", "30", "--no-limits", NULL);
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":true}"));
+    struct zoho_client *zc = client("zc-scope");
+    struct zoho_conn *c = zoho_conn_new(zc, NULL);
+    cJSON *doc = NULL;
+    struct zoho_error e = {0};
+    expect_ok(zoho_get_json(c, ZOHO_INVENTORY, "/items", "per_page=5", 1, &doc, &e), &e);
+    cJSON_Delete(doc);
+    for (int i = 0; i < 5; i++) {
+        char *id = first_item_id(i);
+        struct zoho_blob b = {0};
+        assert_int_equal(zoho_get_image(c, id, &b, &e), -1);
+        assert_int_equal(e.kind, ZOHO_ERR_SCOPE);
+        assert_true(e.retried);
+        assert_non_null(strstr(e.message, "ZohoInventory.items.READ"));
+        zoho_error_clear(&e);
+        free(id);
+    }
+    assert_int_equal(counter("tokens_minted", NULL), 1);
+    assert_int_equal(requests_to("GET /inventory/v1/items/{id}/image"), 1);
+    PGconn *db = pgtest_connect();
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                                       " AND dedup_key = 'zoho_scope:ZohoInventory.items.READ'"
+                                       " AND title LIKE '%ZohoInventory.items.READ%'"
+                                       " AND occurrences = 1"),
+                     1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                                       " AND alert_type = 'zoho_auth'"),
+                     0);
+    /* Everything else goes on, with the same token. */
+    expect_ok(zoho_get_json(c, ZOHO_INVENTORY, "/items", "per_page=5", 2, &doc, &e), &e);
+    cJSON_Delete(doc);
+    assert_int_equal(counter("tokens_minted", NULL), 1);
+    PQfinish(db);
+    zoho_conn_free(c);
+    zoho_client_free(zc);
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":false}"));
+}
+
+/*
+ * The same through a sync (tds sync --wait fetches changed images inline):
+ * the items are stored, images stop after one refused request (one mint in
+ * all), and no item's image is given up, so a later images run fetches
+ * them once the scope is granted.
+ */
+static void test_scope_sync_images(void **state)
+{
+    (void)state;
+    sim_start("--seed", "18", "--items", "60", "--no-limits", NULL);
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":true}"));
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/tds-zc-img-%ld", (long)getpid());
+    char *saved = cl.cfg.images.dir;
+    cl.cfg.images.dir = xstrdup(dir);
+    struct zoho_client *zc = client("zc-scope-sync");
+    PGconn *db = pgtest_connect();
+    pgtest_exec(db, "DELETE FROM zoho.items");
+    struct sync_job j = {
+        .run_type = "full", .entity = "items", .cfg = &cl.cfg, .conn = db, .zc = zc,
+        .images_inline = true,
+    };
+    char *err = NULL;
+    if (sync_job_run(&j, &err) != 0)
+        fail_msg("sync: %s", err);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items"), 60);
+    long long with_image = pgtest_scalar(db, "SELECT count(*) FROM zoho.items"
+                                             " WHERE image_document_id IS NOT NULL");
+    assert_true(with_image > 0);
+    assert_int_equal(j.stats.images, 0);
+    assert_int_equal(j.stats.image_failed, 1);
+    assert_int_equal(requests_to("GET /inventory/v1/items/{id}/image"), 1);
+    assert_int_equal(counter("tokens_minted", NULL), 1);
+    /* Not given up: every image is still due. */
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM zoho.items WHERE image_document_id"
+                                       " IS DISTINCT FROM image_fetched_document_id"),
+                     with_image);
+    PQfinish(db);
+    zoho_client_free(zc);
+    free(cl.cfg.images.dir);
+    cl.cfg.images.dir = saved;
+    free(sim_http("POST", "/_sim/config", "{\"no_image_scope\":false}"));
+}
+
+/* Raises *arg's flag after 10 s (so that a client which would sleep
+ * through a block fails the test quickly instead of hanging). */
+static void *watchdog(void *arg)
+{
+    for (int i = 0; i < 100 && !atomic_load((atomic_bool *)arg); i++)
+        usleep(100000);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+/*
+ * Issue 17 point 2: a 429 code 44 with Retry-After 1800 blocks the fleet
+ * for the whole 1800 s (before: capped at 120 s, and only this process
+ * knew): recorded in tds.zoho_block, one alert "Zoho blocked until HH:MM",
+ * shown by tds status; a call that would wait longer than
+ * zoho.max_wait_seconds fails at once; another engine does not call
+ * either; once the (shortened) block ends calls resume and the alert goes.
+ */
+static void test_long_block_for_the_fleet(void **state)
+{
+    (void)state;
+    sim_start("--seed", "16", "--items", "20", "--no-limits", "--faults", "block=1:1800000",
+              NULL);
+    int saved = cl.cfg.zoho.max_wait_seconds;
+    cl.cfg.zoho.max_wait_seconds = 60;
+    struct zoho_client *a = client("zc-block-a");
+    atomic_bool stop = false;
+    pthread_t wd;
+    pthread_create(&wd, NULL, watchdog, &stop);
+    struct zoho_conn *ca = zoho_conn_new(a, &stop);
+    cJSON *doc = NULL;
+    struct zoho_error e = {0};
+    int rc = zoho_get_json(ca, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e);
+    bool stopped = atomic_load(&stop);
+    atomic_store(&stop, true);
+    pthread_join(wd, NULL);
+    assert_false(stopped); /* it did not sleep in the block */
+    assert_int_equal(rc, -1);
+    assert_int_equal(e.kind, ZOHO_ERR_BLOCKED);
+    assert_non_null(strstr(e.message, "Zoho blocked calls until"));
+    assert_true(e.retry_after_ms > 1790000);
+    zoho_error_clear(&e);
+    assert_int_equal(requests_to("GET /inventory/v1/items"), 1);
+    PGconn *db = pgtest_connect();
+    long long left = pgtest_scalar(db, "SELECT extract(epoch FROM blocked_until - now())::bigint"
+                                       " FROM tds.zoho_block");
+    assert_true(left > 1790 && left <= 1800);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                                       " AND dedup_key = 'zoho_blocked' AND title ~"
+                                       " '^Zoho blocked until [0-2][0-9]:[0-5][0-9] UTC$'"),
+                     1);
+    struct health_report hr;
+    health_compute(db, &cl.cfg, &hr);
+    assert_non_null(hr.zoho_blocked_until);
+    cJSON *hj = health_to_json(&hr);
+    const cJSON *z = cJSON_GetObjectItemCaseSensitive(hj, "zoho");
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(z, "blocked_until")));
+    bool said = false;
+    for (size_t i = 0; i < hr.nreasons; i++)
+        said = said || strstr(hr.reasons[i], "Zoho blocked calls until") != NULL;
+    assert_true(said);
+    cJSON_Delete(hj);
+    health_report_free(&hr);
+
+    /* Another engine, never told by Zoho, does not call either. */
+    struct zoho_client *b = client("zc-block-b");
+    struct zoho_conn *cb = zoho_conn_new(b, NULL);
+    assert_int_equal(zoho_get_json(cb, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), -1);
+    assert_int_equal(e.kind, ZOHO_ERR_BLOCKED);
+    zoho_error_clear(&e);
+    assert_int_equal(requests_to("GET /inventory/v1/items"), 1);
+
+    /* The block ends in 3 s: the call waits for it, then goes. */
+    free(sim_http("POST", "/_sim/config", "{\"faults\":\"\"}"));
+    pgtest_exec(db, "UPDATE tds.zoho_block SET blocked_until = now() + interval '3 seconds'");
+    long long t0 = time_mono_ms();
+    expect_ok(zoho_get_json(cb, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), &e);
+    cJSON_Delete(doc);
+    assert_true(time_mono_ms() - t0 >= 2500);
+    assert_int_equal(requests_to("GET /inventory/v1/items"), 2);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                                       " AND dedup_key = 'zoho_blocked'"),
+                     0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.zoho_block"
+                                       " WHERE blocked_until IS NOT NULL"),
+                     0);
+    PQfinish(db);
+    zoho_conn_free(cb);
+    zoho_client_free(b);
+    zoho_conn_free(ca);
+    zoho_client_free(a);
+    cl.cfg.zoho.max_wait_seconds = saved;
+}
+
+/* A loopback port nothing listens on. */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t n = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &n), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/*
+ * Issue 17 point 8: Zoho unreachable (a refused connection, a gateway's HTML
+ * 502): the call backs off past its attempts (bounded by
+ * zoho.max_wait_seconds) instead of failing fast, the zoho_unreachable
+ * alert comes after zoho.unreachable_alert_seconds, and it resolves by
+ * itself when Zoho answers again.
+ */
+static void test_unreachable_alert(void **state)
+{
+    (void)state;
+    sim_start("--seed", "17", "--items", "20", "--no-limits", NULL);
+    int s1 = cl.cfg.zoho.max_wait_seconds, s2 = cl.cfg.zoho.unreachable_alert_seconds;
+    cl.cfg.zoho.max_wait_seconds = 3;
+    cl.cfg.zoho.unreachable_alert_seconds = 1;
+    char *good = xstrdup(cl.cfg.zoho.inventory_url);
+    set_str(&cl.cfg.zoho.inventory_url, xasprintf("http://127.0.0.1:%d/inventory/v1",
+                                                  closed_port()));
+    struct zoho_client_opts o = {.instance = "zc-unreach", .backoff_base_ms = 20,
+                                 .backoff_max_ms = 200, .max_attempts = 4, .seed = 5};
+    char *err = NULL;
+    struct zoho_client *zc = zoho_client_new(&cl.cfg, &o, &err);
+    assert_non_null(zc);
+    struct zoho_conn *c = zoho_conn_new(zc, NULL);
+    cJSON *doc = NULL;
+    struct zoho_error e = {0};
+    PGconn *db = pgtest_connect();
+    const char *open_sql = "SELECT count(*) FROM tds.alerts WHERE resolved_at IS NULL"
+                           " AND dedup_key = 'zoho_unreachable'";
+    long long t0 = time_mono_ms();
+    assert_int_equal(zoho_get_json(c, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), -1);
+    long long took = time_mono_ms() - t0;
+    assert_true(took >= 2900); /* backed off for zoho.max_wait_seconds, not 4 quick tries */
+    assert_int_equal(e.kind, ZOHO_ERR_NETWORK);
+    assert_non_null(strstr(e.message, "Zoho unreachable for"));
+    zoho_error_clear(&e);
+    assert_int_equal(pgtest_scalar(db, open_sql), 1);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.zoho_block"
+                                       " WHERE unreachable_since IS NOT NULL"),
+                     1);
+    zoho_conn_free(c);
+    zoho_client_free(zc);
+
+    /* Zoho answers again: resolved by itself (by another engine, too). */
+    set_str(&cl.cfg.zoho.inventory_url, good);
+    zc = zoho_client_new(&cl.cfg, &o, &err);
+    c = zoho_conn_new(zc, NULL);
+    expect_ok(zoho_get_json(c, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), &e);
+    cJSON_Delete(doc);
+    assert_int_equal(pgtest_scalar(db, open_sql), 0);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.zoho_block"
+                                       " WHERE unreachable_since IS NOT NULL"),
+                     0);
+
+    /* A gateway's HTML 502 is an outage too. */
+    free(sim_http("POST", "/_sim/config", "{\"faults\":\"502=1\"}"));
+    assert_int_equal(zoho_get_json(c, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), -1);
+    assert_int_equal(e.http_status, 502);
+    assert_non_null(strstr(e.message, "Zoho unreachable for"));
+    zoho_error_clear(&e);
+    assert_int_equal(pgtest_scalar(db, open_sql), 1);
+    free(sim_http("POST", "/_sim/config", "{\"faults\":\"\"}"));
+    expect_ok(zoho_get_json(c, ZOHO_INVENTORY, "/items", NULL, 1, &doc, &e), &e);
+    cJSON_Delete(doc);
+    assert_int_equal(pgtest_scalar(db, open_sql), 0);
+    PQfinish(db);
+    zoho_conn_free(c);
+    zoho_client_free(zc);
+    cl.cfg.zoho.max_wait_seconds = s1;
+    cl.cfg.zoho.unreachable_alert_seconds = s2;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1021,6 +1316,10 @@ int main(void)
         cmocka_unit_test(test_429_codes),
         cmocka_unit_test(test_long_utf8_error_dead_letters),
         cmocka_unit_test(test_truncated_page_bounded),
+        cmocka_unit_test(test_scope_is_not_expiry),
+        cmocka_unit_test(test_scope_sync_images),
+        cmocka_unit_test(test_long_block_for_the_fleet),
+        cmocka_unit_test(test_unreachable_alert),
     };
     if (getenv("TDS_TEST_ONLY") != NULL) /* run one case: TDS_TEST_ONLY=test_mint_limit */
         cmocka_set_test_filter(getenv("TDS_TEST_ONLY"));
