@@ -37,7 +37,7 @@ int token_open(const unsigned char key[TOKEN_KEY_LEN], const char *aad, const ch
  * may receive the token: https on one of Zoho's data-centre API hosts
  * (www.zohoapis.com, .eu, .in, .com.au, .jp, .ca, .com.cn, .sa), or the
  * scheme and host of a configured base URL (zoho.books_url,
- * zoho.inventory_url: a proxy, the simulator).
+ * zoho.inventory_url, zoho.accounts_url: a proxy, the simulator).
  */
 bool token_api_domain_allowed(const struct tds_config *cfg, const char *api_domain);
 

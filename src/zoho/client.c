@@ -19,6 +19,10 @@
 #include "tds/alerts.h"
 #include "zoho_internal.h"
 
+#include <openssl/crypto.h>
+
+#include "tds/tokencrypt.h"
+
 #define JSON_MAX_BODY (64u * 1024u * 1024u)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -158,11 +162,16 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
             return NULL;
         }
     }
+    unsigned char key[TOKEN_KEY_LEN];
+    if (token_key(cfg, key, err) != 0)
+        return NULL;
     pthread_once(&curl_once, curl_init_once);
     config_register_secrets(cfg);
 
     struct zoho_client *zc = xcalloc(1, sizeof *zc);
     zc->cfg = cfg;
+    memcpy(zc->token_key, key, sizeof zc->token_key);
+    OPENSSL_cleanse(key, sizeof key);
     if (opts != NULL)
         zc->opts = *opts;
     if (zc->opts.max_attempts <= 0)
@@ -471,7 +480,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
         bool is_json = zoho_http_is_json(r.ctype);
         bool body_ok;
         if (transport_ok && r.body.len > 0 && (!q->binary || is_json || r.status >= 300)) {
-            j = cJSON_ParseWithLengthOpts(r.body.buf, r.body.len, &parse_end, false);
+            j = entity_json_parse_opts(r.body.buf, r.body.len, &parse_end, false); /* exact numbers */
             if (j != NULL && !cJSON_IsObject(j)) {
                 cJSON_Delete(j);
                 j = NULL;

@@ -28,6 +28,7 @@
 #include "tds/db.h"
 #include "tds/log.h"
 #include "zoho_internal.h"
+#include "tds/tokencrypt.h"
 
 #define TOKEN_ENDPOINT "POST /oauth/v2/token"
 #define TOKEN_ATTEMPTS 3
@@ -117,14 +118,14 @@ static void copy_error(struct zoho_error *dst, const struct zoho_error *src)
     dst->endpoint = src->endpoint ? xstrdup(src->endpoint) : NULL;
 }
 
-/* Is api_domain something we may send the token to? */
+/* Is api_domain something we may send the token to?  One of Zoho's
+ * data-centre API hosts or a configured base URL's origin (the accounts
+ * server's too: the simulator serves both); any https host was
+ * taken before, so a row written in tds.zoho_token could send every
+ * engine's token anywhere. */
 static bool domain_acceptable(const struct zoho_client *zc, const char *d)
 {
-    if (str_starts_with(d, "https://"))
-        return true;
-    /* Plain http only when the accounts server itself is plain http (the
-     * simulator on loopback). */
-    return str_starts_with(d, "http://") && str_starts_with(zc->accounts_url, "http://");
+    return token_api_domain_allowed(zc->cfg, d);
 }
 
 /* ---- the token endpoint ---- */
@@ -358,10 +359,15 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
         long long remaining, ttl;
         if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && db_row(r, 2, &remaining) &&
             db_row(r, 3, &ttl)) {
-            const char *tok = PQgetvalue(r, 0, 0);
-            if (!str_empty(tok) && !str_eq(tok, bad) &&
+            /* Sealed at rest: a token that does not open (another key, the
+             * plaintext of an older tds) is as good as none: mint one. */
+            char *tok = NULL;
+            if (token_open(zc->token_key, cid, PQgetvalue(r, 0, 0), &tok) != 0)
+                tok = NULL;
+            if (tok != NULL && !str_empty(tok) && !str_eq(tok, bad) &&
                 remaining > refresh_margin_ms(ttl) + 1000) {
-                m->token = xstrdup(tok);
+                m->token = tok;
+                tok = NULL;
                 log_register_secret(m->token);
                 m->api_domain = PQgetisnull(r, 0, 1) ? NULL : xstrdup(PQgetvalue(r, 0, 1));
                 m->remaining_ms = remaining;
@@ -375,6 +381,10 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
                 atomic_fetch_add(&zc->adopted, 1);
                 free(lockkey);
                 return 0;
+            }
+            if (tok != NULL) {
+                explicit_bzero(tok, strlen(tok));
+                free(tok);
             }
         }
         PQclear(r);
@@ -436,8 +446,13 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
     if (rc == 0) {
         char ms[24];
         snprintf(ms, sizeof ms, "%lld", m->remaining_ms);
-        const char *p[] = {cid, m->token, m->api_domain, ms, zc->instance};
-        if (db_cmd(db,
+        char *sealed = token_seal(zc->token_key, cid, m->token);
+        if (sealed == NULL) {
+            err = xstrdup("cannot seal the access token (libcrypto)");
+            goto dbfail_tx_minted;
+        }
+        const char *p[] = {cid, sealed, m->api_domain, ms, zc->instance};
+        int stored = db_cmd(db,
                    "INSERT INTO tds.zoho_token AS t (client_id, access_token, api_domain,"
                    " minted_at, expires_at, minted_by, updated_at)"
                    " VALUES ($1, $2, $3, clock_timestamp(),"
@@ -447,7 +462,9 @@ static int refresh_db(struct zoho_conn *c, const char *bad, struct minted *m,
                    " api_domain = EXCLUDED.api_domain, minted_at = EXCLUDED.minted_at,"
                    " expires_at = EXCLUDED.expires_at, minted_by = EXCLUDED.minted_by,"
                    " updated_at = EXCLUDED.updated_at",
-                   5, p, &err) != 0)
+                   5, p, &err);
+        free(sealed);
+        if (stored != 0)
             goto dbfail_tx_minted;
         atomic_fetch_add(&zc->minted, 1);
     }

@@ -147,7 +147,7 @@ bool token_api_domain_allowed(const struct tds_config *cfg, const char *api_doma
     for (size_t i = 0; i < TDS_ARRAY_LEN(zoho); i++)
         if (str_eq(have, zoho[i]))
             return true;
-    const char *mine[] = {cfg->zoho.books_url, cfg->zoho.inventory_url};
+    const char *mine[] = {cfg->zoho.books_url, cfg->zoho.inventory_url, cfg->zoho.accounts_url};
     for (size_t i = 0; i < TDS_ARRAY_LEN(mine); i++) {
         origin(mine[i], base, sizeof base);
         if (base[0] != '\0' && str_eq(have, base))

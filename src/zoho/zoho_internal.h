@@ -184,6 +184,7 @@ struct zoho_usage {
 struct zoho_client {
     const struct tds_config *cfg;
     struct zoho_client_opts opts;
+    unsigned char token_key[32]; /* seals the access token in tds.zoho_token (tokencrypt.h) */
     char *instance;
     char *org;
     char *accounts_url;

@@ -364,6 +364,16 @@ log:
     mints = psql(dsn, "SELECT string_agg(DISTINCT instance, ',') FROM tds.zoho_token_mints")
     check("usage recorded under the configured name", usage == "named-in-config", usage)
     check("token mints recorded under the configured name", mints == "named-in-config", mints)
+    # The access token at rest (issue 18 point 7): sealed, never plaintext.
+    sealed = psql(dsn, "SELECT access_token FROM tds.zoho_token")
+    minted = urllib.request.urlopen(urllib.request.Request(
+        f"{base}/oauth/v2/token", data=b"grant_type=refresh_token&client_id=sim-client-id"
+        b"&client_secret=sim-client-secret&refresh_token=sim-refresh-token",
+        method="POST")).read().decode()
+    check("the access token is sealed at rest (AES-256-GCM, v1:...)",
+          sealed.startswith("v1:") and len(sealed) > 40, sealed[:12])
+    check("... and the sim's token format is not in the table",
+          json.loads(minted)["access_token"][:5] not in sealed, minted[:40])
     psql(dsn, "TRUNCATE tds.api_usage")
     subprocess.run([TDS, "--instance", "cli-named", "--config", cfg5, "sync", "stock",
                     "--all-items", "--wait"], env=env, check=True, capture_output=True)
