@@ -23,6 +23,7 @@ enum run_status {
     RUN_FAILED,      /* handler gave up; error says why */
     RUN_CANCELLED,   /* someone cancelled it */
     RUN_INTERRUPTED, /* its engine died or stopped; resumed by a new run */
+    RUN_COMPLETED_WITH_ERRORS, /* finished, but some records were dead-lettered */
     RUN__COUNT
 };
 const char *runs_status_name(enum run_status s);

@@ -132,6 +132,9 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
 /* Flushes usage counters and frees the client; every conn must be freed
  * first.  NULL is allowed.  Can't fail (a failed flush is logged). */
 void zoho_client_free(struct zoho_client *zc);
+/* SIGHUP: zoho.rate_limit.* and zoho.timeout_seconds of cfg from now on
+ * (zoho.plan too, through the daily limit it implies).  Can't fail. */
+void zoho_client_reload(struct zoho_client *zc, const struct tds_config *cfg);
 
 /*
  * Writes the buffered API usage to tds.api_usage now (it is also written

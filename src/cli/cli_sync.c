@@ -574,8 +574,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
 
     bool cancelled = rc != 0 && atomic_load(&r.stop) && !j.cap_reached;
     /* Records dead-lettered: the run did its work, but not all of it (issue
-     * 17 point 4).  Stored as completed with the count in error; reported
-     * as completed_with_errors, exit 1. */
+     * 17 point 4): completed_with_errors, the count in error, exit 1. */
     bool dead = rc == 0 && j.stats.failed > 0;
     if (dead) {
         free(err);
@@ -586,7 +585,7 @@ static int run_here(const struct tds_config *cfg, PGconn *conn, struct req *rq,
                          : rc == 0 ? "completed"
                          : cancelled ? "cancelled"
                                      : "failed";
-    const char *db_status = dead ? "completed" : status;
+    const char *db_status = status;
     char *e2 = NULL;
     (void)flush_counters(conn, &r, NULL);
     char id[32];

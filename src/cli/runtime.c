@@ -100,6 +100,8 @@ void runtime_reload(struct runtime *rt, const struct tds_config *newcfg)
 {
     if (rt->engine)
         engine_reload(rt->engine, newcfg);
+    if (rt->zc)
+        zoho_client_reload(rt->zc, newcfg);
 }
 
 struct engine *runtime_engine(struct runtime *rt)

@@ -77,7 +77,8 @@ long long budget_estimate(PGconn *c, const char *run_type, const char *entity, c
                           " 0), count(*) FROM (SELECT api_calls FROM tds.sync_runs"
                           " WHERE run_type = $1 AND (entity_type IS NOT DISTINCT FROM $2"
                           "   OR ($1 = 'stock' AND entity_type = 'items'))"
-                          " AND status = 'completed' AND api_calls > 0"
+                          " AND status IN ('completed', 'completed_with_errors')"
+                          " AND api_calls > 0"
                           " AND finished_at > now() - interval '7 days'"
                           " ORDER BY id DESC LIMIT 5) r",
                           2, p, err);

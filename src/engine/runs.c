@@ -20,6 +20,7 @@
 static const char *const run_status_names[RUN__COUNT] = {
     [RUN_PENDING] = "pending", [RUN_RUNNING] = "running",     [RUN_COMPLETED] = "completed",
     [RUN_FAILED] = "failed",   [RUN_CANCELLED] = "cancelled", [RUN_INTERRUPTED] = "interrupted",
+    [RUN_COMPLETED_WITH_ERRORS] = "completed_with_errors",
 };
 
 const char *runs_status_name(enum run_status s)
@@ -399,14 +400,16 @@ static int flush_run(PGconn *c, struct run_ctx *ctx, const char *final_status, c
         "   succeeded = succeeded + $3::bigint, failed = failed + $4::bigint,"
         "   unchanged = unchanged + $5::bigint, api_calls = api_calls + $6::bigint,"
         "   expected_total = coalesce($7::bigint, expected_total),"
-        "   status = coalesce($8, status),"
+        "   status = CASE WHEN $8 = 'completed' AND failed + $4::bigint > 0"
+        "     THEN 'completed_with_errors' ELSE coalesce($8, status) END,"
         "   finished_at = CASE WHEN $8 IS NULL THEN finished_at ELSE now() END,"
         "   error = coalesce($9, error)"
         " WHERE id = $1::bigint AND status = 'running' AND owner = $10"
         " RETURNING id, run_type, entity_type, status, cancel_requested, total, succeeded, failed,"
         "   unchanged, api_calls, extract(epoch FROM finished_at - started_at) AS seconds),"
         " ev AS (INSERT INTO tds.events (type, run_id, entity_type, data)"
-        "   SELECT CASE WHEN status = 'completed' THEN 'tds.sync.completed'"
+        "   SELECT CASE WHEN status IN ('completed', 'completed_with_errors')"
+        "   THEN 'tds.sync.completed'"
         "   ELSE 'tds.sync.failed' END, id, entity_type, jsonb_build_object('run_type', run_type,"
         "   'status', status, 'total', total, 'succeeded', succeeded, 'failed', failed,"
         "   'unchanged', unchanged, 'api_calls', api_calls, 'seconds', seconds, 'error', $9::text)"

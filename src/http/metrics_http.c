@@ -163,7 +163,8 @@ static const char oldest_sql[] =
 /* The last completed run of each entity and kind (retention keeps it). */
 static const char success_sql[] =
     "SELECT coalesce(entity_type, 'all'), run_type, floor(extract(epoch FROM max(finished_at)))::float8"
-    " FROM tds.sync_runs WHERE status = 'completed' AND finished_at IS NOT NULL"
+    " FROM tds.sync_runs WHERE status IN ('completed', 'completed_with_errors')"
+    " AND finished_at IS NOT NULL"
     " GROUP BY 1, 2 ORDER BY 1, 2";
 
 char *http_metrics(struct http_server *s)

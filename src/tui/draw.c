@@ -188,6 +188,7 @@ enum tui_role tui_status_role(const char *s)
         enum tui_role role;
     } map[] = {
         {"completed", ROLE_OK},   {"running", ROLE_INFO},      {"pending", ROLE_NORMAL},
+        {"completed_with_errors", ROLE_WARN},
         {"processing", ROLE_INFO}, {"retry", ROLE_WARN},       {"failed", ROLE_ERROR},
         {"dead", ROLE_ERROR},     {"cancelled", ROLE_DIM},     {"interrupted", ROLE_WARN},
         {"info", ROLE_INFO},      {"warning", ROLE_WARN},      {"error", ROLE_ERROR},

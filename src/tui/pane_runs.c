@@ -111,7 +111,8 @@ static void draw(struct tui *t, struct pane *p, int y, int x, int h, int w)
 
 static bool key(struct tui *t, struct pane *p, enum tui_action a)
 {
-    static const char *const statuses[] = {"pending", "running", "completed", "failed",
+    static const char *const statuses[] = {"pending",   "running",     "completed",
+                                           "completed_with_errors", "failed",
                                            "cancelled", "interrupted", NULL};
     switch (a) {
     case ACT_OPEN:

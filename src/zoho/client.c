@@ -172,6 +172,7 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
     zc->cfg = cfg;
     memcpy(zc->token_key, key, sizeof zc->token_key);
     OPENSSL_cleanse(key, sizeof key);
+    atomic_init(&zc->timeout_s, cfg->zoho.timeout_seconds > 0 ? cfg->zoho.timeout_seconds : 30);
     if (opts != NULL)
         zc->opts = *opts;
     if (zc->opts.max_attempts <= 0)
@@ -227,6 +228,16 @@ struct zoho_client *zoho_client_new(const struct tds_config *cfg,
     }
     zoho_rate_init(zc);
     return zc;
+}
+
+void zoho_client_reload(struct zoho_client *zc, const struct tds_config *cfg)
+{
+    atomic_store(&zc->timeout_s, cfg->zoho.timeout_seconds > 0 ? cfg->zoho.timeout_seconds : 30);
+    zoho_rate_reload(zc, cfg);
+    log_info("zoho: now %d calls a minute, %d a day, %d in flight; %d s a request",
+             cfg->zoho.rate_limit.per_minute > 0 ? cfg->zoho.rate_limit.per_minute : 100,
+             config_rate_per_day(cfg), config_rate_concurrency(cfg),
+             atomic_load(&zc->timeout_s));
 }
 
 void zoho_client_free(struct zoho_client *zc)
@@ -401,7 +412,7 @@ static int call_api(struct zoho_conn *c, const struct call *q, cJSON **doc,
     struct zoho_client *zc = c->zc;
     char *endpoint = xasprintf("GET %s", q->path);
     bool refreshed = false;
-    long timeout = zc->cfg->zoho.timeout_seconds > 0 ? zc->cfg->zoho.timeout_seconds : 30;
+    long timeout = atomic_load(&zc->timeout_s);
     int rc = -1;
     *doc = NULL;
 

@@ -156,7 +156,7 @@ static int mint_http(struct zoho_conn *c, struct minted *m, bool *maybe_minted,
     form_add(&form, "client_secret", cfg->zoho.client_secret);
     form_add(&form, "grant_type", "refresh_token");
     form_add(&form, "refresh_token", cfg->zoho.refresh_token);
-    long timeout = cfg->zoho.timeout_seconds > 0 ? cfg->zoho.timeout_seconds : 30;
+    long timeout = atomic_load(&zc->timeout_s);
     int rc = -1;
     *maybe_minted = false;
 

@@ -57,6 +57,18 @@ void zoho_rate_init(struct zoho_client *zc)
     atomic_store(&zc->day_reset_s, -1);
 }
 
+void zoho_rate_reload(struct zoho_client *zc, const struct tds_config *cfg)
+{
+    pthread_mutex_lock(&zc->rl_mu);
+    zc->per_minute = cfg->zoho.rate_limit.per_minute > 0 ? cfg->zoho.rate_limit.per_minute : 100;
+    zc->per_day = config_rate_per_day(cfg);
+    zc->concurrency = config_rate_concurrency(cfg);
+    zc->interval_us = zoho_rate_interval_us(zc->per_minute, zc->opts.rate_headroom_pct);
+    zc->slots_left = 0; /* the next grant is paced at the new rate */
+    pthread_mutex_unlock(&zc->rl_mu);
+    pthread_cond_broadcast(&zc->rl_cv);
+}
+
 static int flush_locked(struct zoho_client *zc, char **err);
 
 void zoho_rate_destroy(struct zoho_client *zc)

@@ -185,6 +185,7 @@ struct zoho_client {
     const struct tds_config *cfg;
     struct zoho_client_opts opts;
     unsigned char token_key[32]; /* seals the access token in tds.zoho_token (tokencrypt.h) */
+    atomic_int timeout_s;        /* zoho.timeout_seconds, reloadable */
     char *instance;
     char *org;
     char *accounts_url;
@@ -290,6 +291,8 @@ void zoho_rate_pause_minute(struct zoho_conn *c, long long reset_s);
 void zoho_rate_block_day(struct zoho_client *zc, long long reset_s);
 /* Counts one exchange for tds.api_usage (status 0: no answer). */
 void zoho_usage_count(struct zoho_client *zc, const char *endpoint, int status);
+/* SIGHUP: the limits of cfg from the next grant on. */
+void zoho_rate_reload(struct zoho_client *zc, const struct tds_config *cfg);
 void zoho_rate_init(struct zoho_client *zc);
 void zoho_rate_destroy(struct zoho_client *zc);
 

@@ -318,12 +318,17 @@ log:
     # stock.page_size reaches the next stock run, log.file moves the log.
     log4b = os.path.join(tmp, "d4-moved.log")
     with open(cfg4, "w") as f:
-        f.write(text.replace("log:\n  level: info\n", f"log:\n  level: info\n  file: {log4b}\n")
-                + "stock:\n  page_size: 50\n")
+        f.write((text.replace("log:\n  level: info\n", f"log:\n  level: info\n  file: {log4b}\n")
+                 + "stock:\n  page_size: 50\n").replace(
+                    "zoho:\n", "zoho:\n  timeout_seconds: 7\n  rate_limit: {per_minute: 77}\n", 1))
     d4.send_signal(signal.SIGHUP)
     check("SIGHUP: log.file moves the log",
           wait_for(lambda: os.path.exists(log4b) and "changed:" in open(log4b).read(), 10),
           open(log4).read()[-600:])
+    check("SIGHUP: the Zoho client takes the new limits and timeout",
+          wait_for(lambda: "zoho: now 77 calls a minute" in open(log4b).read()
+                   and "; 7 s a request" in open(log4b).read(), 10),
+          [l for l in open(log4b).read().splitlines() if "zoho:" in l])
     check("... and the reload says which keys changed",
           "stock.page_size" in open(log4b).read() and "log.file" in open(log4).read(),
           open(log4b).read()[-600:] if os.path.exists(log4b) else "")

@@ -128,7 +128,7 @@ def run(name, args, env, want=None):
 
 
 def table_counts():
-    return psql(dsn_plain, "SELECT string_agg(format('%s.%s', schemaname, relname), ',' ORDER BY 1)"
+    return psql(dsn_plain, "SELECT string_agg(format('%s.%s', schemaname, relname), ',' ORDER BY schemaname, relname)"
                 " FROM pg_stat_user_tables WHERE schemaname IN ('tds', 'zoho')")
 
 

@@ -711,6 +711,43 @@ static void test_budget_governor(void **s)
                     " WHERE status IN ('pending', 'running')");
 }
 
+/* A run that finished but dead-lettered records (its failed count) is
+ * completed_with_errors, not plain completed (issue 17 point 4). */
+static int lossy_handler(struct run_ctx *ctx, void *arg, char **err)
+{
+    (void)arg;
+    (void)err;
+    run_ctx_add(ctx, 10, 8, 2, 0, 1);
+    return 0;
+}
+
+static void test_completed_with_errors(void **s)
+{
+    (void)s;
+    engine_clear_handlers();
+    engine_register_run_handler("incremental", lossy_handler, NULL);
+    engine_register_run_handler("stock", stock_handler, NULL);
+    pgtest_exec(db, "UPDATE tds.sync_runs SET status = 'cancelled', finished_at = now()"
+                    " WHERE status IN ('pending', 'running')");
+    struct engine *e = start_engine(&cl, "lossy");
+    long long bad = request("incremental"), good = request("stock");
+    assert_int_equal(run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status ="
+                              " 'completed_with_errors' AND failed = 2",
+                              bad, 1, 10000),
+                     1);
+    assert_int_equal(
+        run_wait("SELECT count(*) FROM tds.sync_runs WHERE id = %lld AND status = 'completed'",
+                 good, 1, 10000),
+        1);
+    assert_int_equal(run_scalar("SELECT count(*) FROM tds.events WHERE run_id = %lld AND type ="
+                                " 'tds.sync.completed' AND data->>'status' ="
+                                " 'completed_with_errors'",
+                                bad),
+                     1);
+    stop_engine(e);
+    engine_clear_handlers();
+}
+
 int main(void)
 {
     engine_test_setup("engine", &cl);
@@ -726,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_zombie_run_stops),
         cmocka_unit_test(test_one_leader_while_janitor_stalls),
         cmocka_unit_test(test_budget_governor),
+        cmocka_unit_test(test_completed_with_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     PQfinish(db);

@@ -47,7 +47,7 @@ for how in "stock --all-items" "items --full"; do
     v=$(echo "$out" | jq_ 'd["status"], d["failed"]' 2>&1)
     [ "$v" = "completed_with_errors 1" ] && ok "$how: status completed_with_errors, failed 1" || bad "$how: status: $v"
     v=$(sql "SELECT status, error LIKE '1 record dead-lettered%' FROM tds.sync_runs ORDER BY id DESC LIMIT 1")
-    [ "$v" = "completed|t" ] && ok "$how: run row completed with the count in error" || bad "$how: run row: $v"
+    [ "$v" = "completed_with_errors|t" ] && ok "$how: run row completed_with_errors, the count in error" || bad "$how: run row: $v"
     v=$(sql "SELECT count(*) FROM tds.alerts WHERE alert_type = 'sync_dead_letters' AND resolved_at IS NULL")
     [ "$v" = 1 ] && ok "$how: alert raised" || bad "$how: alerts: $v"
 done
