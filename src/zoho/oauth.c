@@ -243,13 +243,7 @@ static int mint_http(struct zoho_conn *c, struct minted *m, bool *maybe_minted,
                 continue;
             break;
         }
-        long long ttl_s = 3600;
-        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(doc, "expires_in");
-        long long v;
-        if (cJSON_IsNumber(ex) && ex->valuedouble > 0)
-            ttl_s = (long long)ex->valuedouble;
-        else if (cJSON_IsString(ex) && str_to_ll(ex->valuestring, &v) && v > 0)
-            ttl_s = v;
+        long long ttl_s = zoho_token_ttl_s(doc);
         const cJSON *dom = cJSON_GetObjectItemCaseSensitive(doc, "api_domain");
         m->token = xstrdup(tok->valuestring);
         log_register_secret(m->token);

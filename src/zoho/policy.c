@@ -108,6 +108,29 @@ long long zoho_parse_retry_after(const char *v, long long now_wall_ms)
     return at > now_wall_ms ? at - now_wall_ms : 0;
 }
 
+static long long json_ll(const cJSON *v)
+{
+    long long n = 0;
+    if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e15)
+        return (long long)v->valuedouble;
+    if (cJSON_IsString(v) && str_to_ll(v->valuestring, &n) && n > 0)
+        return n;
+    return 0;
+}
+
+long long zoho_token_ttl_s(const cJSON *doc)
+{
+    long long s = json_ll(cJSON_GetObjectItemCaseSensitive(doc, "expires_in_sec"));
+    if (s == 0) {
+        s = json_ll(cJSON_GetObjectItemCaseSensitive(doc, "expires_in"));
+        if (s > 86400)
+            s /= 1000; /* milliseconds */
+    }
+    if (s == 0)
+        return 3600;
+    return s > 86400 ? 86400 : s;
+}
+
 long long zoho_rate_interval_us(int per_minute, int headroom_pct)
 {
     if (per_minute < 1)

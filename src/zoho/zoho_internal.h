@@ -58,6 +58,14 @@ long long zoho_parse_retry_after(const char *v, long long now_wall_ms);
  * engines (at least 1).
  */
 long long zoho_rate_interval_us(int per_minute, int headroom_pct);
+/*
+ * The lifetime in seconds of a token answer: expires_in_sec when Zoho sends
+ * it, else expires_in, which older token endpoints give in milliseconds
+ * (3600000 beside expires_in_sec 3600: read as seconds, a 41-day cache): a
+ * figure above a day is taken as milliseconds.  At most a day;
+ * 3600 when neither is usable.
+ */
+long long zoho_token_ttl_s(const cJSON *doc);
 int zoho_rate_slice(int per_minute);
 int zoho_rate_share(int concurrency, int live_engines);
 

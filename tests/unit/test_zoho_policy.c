@@ -341,6 +341,34 @@ static void test_url_encode(void **state)
     assert_false(zoho_http_is_json(""));
 }
 
+/* expires_in in seconds or, from older endpoints, milliseconds (issue 17
+ * point 7: 3600000 read as seconds cached a token for 41 days). */
+static void test_token_ttl(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *body;
+        long long want;
+    } cases[] = {
+        {"{\"expires_in\": 3600}", 3600},
+        {"{\"expires_in\": 3600000, \"expires_in_sec\": 3600}", 3600},
+        {"{\"expires_in\": 3600000}", 3600},
+        {"{\"expires_in\": \"3599\"}", 3599},
+        {"{\"expires_in_sec\": 30}", 30},
+        {"{\"expires_in\": 999999999999}", 86400},
+        {"{\"expires_in\": -5}", 3600},
+        {"{\"expires_in\": \"soon\"}", 3600},
+        {"{}", 3600},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *d = cJSON_Parse(cases[i].body);
+        assert_non_null(d);
+        if (zoho_token_ttl_s(d) != cases[i].want)
+            fail_msg("%s: %lld, want %lld", cases[i].body, zoho_token_ttl_s(d), cases[i].want);
+        cJSON_Delete(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_pacer),        cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_page_context), cmocka_unit_test(test_err_names),
         cmocka_unit_test(test_url_encode),   cmocka_unit_test(test_utf8_truncate),
+        cmocka_unit_test(test_token_ttl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
