@@ -694,6 +694,7 @@ static int apply_slow(struct worker *w, struct witem *items, int n, char **why_o
             goto fail;
         }
         if (res == ITEM_OK) {
+            free(why); /* a handler may leave a message even when it succeeds */
             wi->done = wi->ok = true;
             if (db_cmd(w->conn, "RELEASE SAVEPOINT item", 0, NULL, &err) != 0)
                 goto fail;
