@@ -15,6 +15,7 @@
  * Prints "ready" on stdout once started.
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,8 @@ static int poison_run(struct run_ctx *ctx, void *arg, char **err)
 {
     (void)ctx;
     (void)err;
-    volatile int *volatile nowhere = arg;
+    /* An address no mapping holds (not NULL: UBSan would stop it first). */
+    volatile int *volatile nowhere = (volatile int *)((uintptr_t)arg + 16);
     *nowhere = 1;
     return 0;
 }

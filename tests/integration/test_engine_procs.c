@@ -248,13 +248,19 @@ static void test_poison_run(void **s)
                      1);
     /* each crash left a backtrace in the engine's log */
     char *log = slurp(errlog);
-    int reports = 0;
-    for (const char *q = log; (q = strstr(q, "fatal signal SIGSEGV in engine poison-")) != NULL;
-         q++)
-        reports++;
-    assert_int_equal(reports, 4);
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps SIGSEGV to itself: its report is the backtrace */
+    const char *mark = "AddressSanitizer: SEGV on unknown address", *frame = "poison_run";
+#else
+    const char *mark = "fatal signal SIGSEGV in engine poison-", *frame = "engine_proc(";
     assert_non_null(strstr(log, "tds: end of backtrace"));
-    assert_non_null(strstr(log, "engine_proc("));   /* a frame: binary(+offset) [address] */
+#endif
+    int reports = 0;
+    for (const char *q = log; (q = strstr(q, mark)) != NULL; q++)
+        reports++;
+    if (reports != 4)
+        fail_msg("%d crash reports, want 4; the log:\n%.3000s", reports, log);
+    assert_non_null(strstr(log, frame)); /* a frame of the crash */
     free(log);
     unlink(errlog);
 }
