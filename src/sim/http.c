@@ -206,6 +206,7 @@ static struct {
     struct token *v;
     size_t n, cap;
     long ttl;
+    bool ttl_ms; /* expires_in in milliseconds beside expires_in_sec, as older endpoints */
     long mint_limit, mint_window;
     long long mint_start;
     long mint_count;
@@ -644,9 +645,15 @@ static enum MHD_Result handle_token(struct MHD_Connection *c, struct req *rq, co
                      (unsigned long long)sim_rng_next(&tok.rng),
                      (unsigned long long)sim_rng_next(&tok.rng));
             t->expires = now + tok.ttl * 1000LL;
-            strbuf_printf(&sb,
-                          "{\"access_token\":\"%s\",\"expires_in\":%ld,\"api_domain\":",
-                          t->tok, tok.ttl);
+            if (tok.ttl_ms)
+                strbuf_printf(&sb,
+                              "{\"access_token\":\"%s\",\"expires_in\":%ld,"
+                              "\"expires_in_sec\":%ld,\"api_domain\":",
+                              t->tok, tok.ttl * 1000, tok.ttl);
+            else
+                strbuf_printf(&sb,
+                              "{\"access_token\":\"%s\",\"expires_in\":%ld,\"api_domain\":",
+                              t->tok, tok.ttl);
             sim_json_string(&sb, cfg->base_url);
             strbuf_puts(&sb, ",\"token_type\":\"Bearer\"}");
         }
@@ -1162,6 +1169,9 @@ static enum MHD_Result control_config(struct MHD_Connection *c, struct req *rq, 
     pthread_mutex_lock(&tok.mu);
     if (json_long(b, "token_ttl", &v))
         tok.ttl = v;
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(b, "token_ttl_ms");
+    if (cJSON_IsBool(tm))
+        tok.ttl_ms = cJSON_IsTrue(tm);
     if (json_long(b, "mint_limit", &v)) {
         tok.mint_limit = v;
         tok.mint_start = 0;

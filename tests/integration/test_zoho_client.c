@@ -420,6 +420,32 @@ static void test_401_refresh_once(void **state)
     cl.cfg.zoho.client_secret = saved;
 }
 
+/* A token answer with expires_in in milliseconds (older Zoho endpoints:
+ * 3600000 beside expires_in_sec 3600) is a one-hour token, not 41 days;
+ * the token is stored sealed (issue 17 point 7, issue 18 point 7). */
+static void test_token_ttl_ms(void **state)
+{
+    (void)state;
+    sim_start("--seed", "10", "--items", "20", "--no-limits", NULL);
+    free(sim_http("POST", "/_sim/config", "{\"token_ttl_ms\":true}"));
+    PGconn *db = pgtest_connect();
+    pgtest_exec(db, "DELETE FROM tds.zoho_token");
+    struct zoho_client *zc = client("zc-ttl");
+    struct zoho_conn *c = zoho_conn_new(zc, NULL);
+    struct zoho_error e = {0};
+    expect_ok(zoho_token_ensure(c, &e), &e);
+    long long ttl = pgtest_scalar(db, "SELECT extract(epoch FROM expires_at - minted_at)::bigint"
+                                      " FROM tds.zoho_token");
+    assert_true(ttl >= 3590 && ttl <= 3600);
+    assert_int_equal(pgtest_scalar(db, "SELECT count(*) FROM tds.zoho_token"
+                                       " WHERE access_token LIKE 'v1:%' AND access_token NOT LIKE"
+                                       " '%1000.%'"),
+                     1);
+    PQfinish(db);
+    zoho_conn_free(c);
+    zoho_client_free(zc);
+}
+
 static void test_mint_limit(void **state)
 {
     (void)state;
@@ -1309,6 +1335,7 @@ int main(void)
         cmocka_unit_test(test_faults_exact),
         cmocka_unit_test(test_token_expiry_mid_listing),
         cmocka_unit_test(test_401_refresh_once),
+        cmocka_unit_test(test_token_ttl_ms),
         cmocka_unit_test(test_mint_limit),
         cmocka_unit_test(test_token_shared_through_db),
         cmocka_unit_test(test_incremental_while_changing),
