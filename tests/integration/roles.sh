@@ -4,15 +4,20 @@
 # connected as a viewer reads but every action is refused by PostgreSQL with
 # a clear message; an operator acts, and its audit rows carry the database
 # user the server saw, not the OS user the client reports; a viewer cannot
-# read the Zoho access token.
+# read the Zoho access token; an engine connected as tds_engine runs a
+# stock sync against the simulator.
 set -u
-tds=$1
+tds=$1 sim=$2
 [ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
-db=t_roles_$$ viewer=tds_t_viewer_$$ operator=tds_t_operator_$$
+db=t_roles_$$ viewer=tds_t_viewer_$$ operator=tds_t_operator_$$ engine=tds_t_engine_$$
+tmp=$(mktemp -d) simpid=
 psql "$TDS_TEST_PG" -qc "CREATE DATABASE $db" || exit 1
 cleanup() {
+    [ -n "$simpid" ] && { kill -9 "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null; }
     psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-    psql "$TDS_TEST_PG" -qc "DROP ROLE IF EXISTS $viewer" -qc "DROP ROLE IF EXISTS $operator" >/dev/null
+    psql "$TDS_TEST_PG" -qc "DROP ROLE IF EXISTS $viewer" -qc "DROP ROLE IF EXISTS $operator" \
+        -qc "DROP ROLE IF EXISTS $engine" >/dev/null
+    rm -rf "$tmp"
 }
 trap cleanup EXIT
 export XDG_CONFIG_HOME=/nonexistent
@@ -26,7 +31,8 @@ TDS_DATABASE_URL="$owner" "$tds" migrate >/dev/null 2>&1 || { echo "migrate fail
 n=$(sql "SELECT count(*) FROM pg_roles WHERE rolname IN ('tds_viewer', 'tds_operator', 'tds_engine')")
 [ "$n" = 3 ] && ok "migrate made the three roles" || bad "roles made: $n"
 psql "$TDS_TEST_PG" -qc "CREATE ROLE $viewer LOGIN IN ROLE tds_viewer" \
-    -qc "CREATE ROLE $operator LOGIN IN ROLE tds_operator" >/dev/null || bad "cannot create users"
+    -qc "CREATE ROLE $operator LOGIN IN ROLE tds_operator" \
+    -qc "CREATE ROLE $engine LOGIN IN ROLE tds_engine" >/dev/null || bad "cannot create users"
 sql "INSERT INTO tds.dead_letter (entity_type, zoho_id, operation, payload, failure_reason, attempts)
      VALUES ('items', '2001', 'upsert', '{}', 'HTTP 500', 5), ('items', '2002', 'upsert', '{}', 'HTTP 500', 5);
      INSERT INTO tds.alerts (alert_type, severity, title, dedup_key) VALUES ('x', 'warning', 'x', 'x');
@@ -69,5 +75,32 @@ out=$(psql "$TDS_TEST_PG dbname=$db user=$operator" -qAtc \
     "INSERT INTO tds.audit (os_user, action, db_user) VALUES ('x', 'forged', 'someone') RETURNING db_user" 2>&1)
 [ "$(echo "$out" | head -1)" = "$operator" ] && ok "audit db_user cannot be forged" ||
     bad "forged db_user: $out"
+
+# The engine role runs an engine's work: a stock sync (staging tables, the
+# merge, events, the sealed token) against the simulator.
+"$sim" --listen 127.0.0.1:0 --port-file "$tmp/port" --no-limits --quiet --items 50 &
+simpid=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+port=$(cat "$tmp/port")
+cat > "$tmp/tds.yaml" <<YAML
+zoho:
+  organization_id: "60000000001"
+  client_id: sim-client-id
+  client_secret: sim-client-secret
+  refresh_token: sim-refresh-token
+  accounts_url: http://127.0.0.1:$port
+  books_url: http://127.0.0.1:$port/books/v3
+  inventory_url: http://127.0.0.1:$port/inventory/v1
+images:
+  enabled: false
+YAML
+out=$(TDS_DATABASE_URL="$TDS_TEST_PG dbname=$db user=$engine" TDS_SYNC_UNLIMITED=1 \
+      "$tds" --config "$tmp/tds.yaml" sync stock --all-items --wait 2>&1); st=$?
+n=$(sql "SELECT count(*) FROM zoho.items")
+[ $st = 0 ] && [ "$n" = 50 ] && ok "engine role: a stock sync stores the 50 items" ||
+    bad "engine role: exit $st, $n items: $(echo "$out" | tail -3)"
+out=$(as "$viewer" --config "$tmp/tds.yaml" sync stock --all-items --wait 2>&1); st=$?
+[ $st != 0 ] && echo "$out" | grep -q "permission denied" &&
+    ok "viewer: a sync --wait is refused too" || bad "viewer sync --wait: exit $st: $out"
 echo "roles: $fails failure(s)"
 [ $fails = 0 ]
