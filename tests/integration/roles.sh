@@ -8,12 +8,14 @@
 # stock sync against the simulator.
 set -u
 tds=$1 sim=$2
+# shellcheck source=simlib.sh
+. "$(dirname "$0")/simlib.sh" # sim_start, sim_stop (its own database set-up is not used here)
 [ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
 db=t_roles_$$ viewer=tds_t_viewer_$$ operator=tds_t_operator_$$ engine=tds_t_engine_$$
 tmp=$(mktemp -d) simpid=
 psql "$TDS_TEST_PG" -qc "CREATE DATABASE $db" || exit 1
 cleanup() {
-    [ -n "$simpid" ] && { kill -9 "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null; }
+    sim_stop
     psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
     psql "$TDS_TEST_PG" -qc "DROP ROLE IF EXISTS $viewer" -qc "DROP ROLE IF EXISTS $operator" \
         -qc "DROP ROLE IF EXISTS $engine" >/dev/null
@@ -78,11 +80,7 @@ out=$(psql "$TDS_TEST_PG dbname=$db user=$operator" -qAtc \
 
 # The engine role runs an engine's work: a stock sync (staging tables, the
 # merge, events, the sealed token) against the simulator.
-"$sim" --listen 127.0.0.1:0 --port-file "$tmp/port" --no-limits --quiet --items 50 &
-simpid=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-port=$(cat "$tmp/port")
-cat > "$tmp/tds.yaml" <<YAML
+sim_start --items 50
 zoho:
   organization_id: "60000000001"
   client_id: sim-client-id
