@@ -33,9 +33,13 @@ struct budget_job {
 #define BUDGET_MAX_JOBS 4
 
 struct budget_plan {
-    long long limit;          /* the day's calls (zoho.plan / rate_limit.per_day) */
+    long long limit;          /* the day's calls: the plan's (zoho.plan, rate_limit.per_day)
+                                 or Zoho's own X-Rate-Limit-Limit, whichever is lower */
     long long reserve;        /* kept for webhooks and manual actions */
-    long long used;           /* calls Zoho saw today (tds.api_usage) */
+    long long used;           /* calls spent today: tds.api_usage's count or Zoho's own
+                                 (limit - remaining), whichever is higher */
+    long long counted;        /* tds.api_usage's count of today */
+    long long zoho_limit, zoho_used; /* Zoho's figures (tds.zoho_day); -1: none today */
     long long projected_rest; /* the schedule's calls from now to midnight */
     long long projected_day;  /* used + projected_rest */
     long long seconds_left;   /* to midnight (the database's day) */

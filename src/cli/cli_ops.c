@@ -612,6 +612,14 @@ int cli_budget(const struct cli_globals *g, int argc, char **argv)
         cJSON_AddNumberToObject(j, "limit", (double)p.limit);
         cJSON_AddNumberToObject(j, "reserve", (double)p.reserve);
         cJSON_AddNumberToObject(j, "used", (double)p.used);
+        cJSON_AddNumberToObject(j, "counted", (double)p.counted);
+        if (p.zoho_limit > 0) {
+            cJSON_AddNumberToObject(j, "zoho_limit", (double)p.zoho_limit);
+            cJSON_AddNumberToObject(j, "zoho_used", (double)p.zoho_used);
+        } else {
+            cJSON_AddNullToObject(j, "zoho_limit");
+            cJSON_AddNullToObject(j, "zoho_used");
+        }
         cJSON_AddNumberToObject(j, "projected_rest", (double)p.projected_rest);
         cJSON_AddNumberToObject(j, "projected_day", (double)p.projected_day);
         cJSON_AddNumberToObject(j, "seconds_left", (double)p.seconds_left);
@@ -637,6 +645,10 @@ int cli_budget(const struct cli_globals *g, int argc, char **argv)
         printf("Zoho API budget today: %lld calls (plan %s), %lld of them kept for webhooks and"
                " manual actions\n",
                p.limit, cli_text(cl.cfg.zoho.plan), p.reserve);
+        if (p.zoho_limit > 0)
+            printf("Zoho's own count: %lld of %lld used (tds counted %lld; the stricter figures"
+                   " are used)\n",
+                   p.zoho_used, p.zoho_limit, p.counted);
         printf("used %lld; projected %lld more by midnight (%lld h %02lld min): %lld of %lld%s\n",
                p.used, p.projected_rest, p.seconds_left / 3600, p.seconds_left % 3600 / 60,
                p.projected_day, p.limit,

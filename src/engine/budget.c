@@ -16,6 +16,7 @@
 #include "tds/cron.h"
 #include "tds/db.h"
 #include "tds/entity.h"
+#include "tds/log.h"
 
 #define PAGE 200
 #define DETAILS 100
@@ -132,18 +133,33 @@ int budget_plan(PGconn *c, const struct tds_config *cfg, struct budget_plan *out
     memset(out, 0, sizeof *out);
     out->limit = config_rate_per_day(cfg);
     out->reserve = out->limit * cfg->zoho.budget_reserve_percent / 100;
+    /* Zoho's own figures count when they are of the window still open. */
+    const char *p[] = {cfg->zoho.organization_id ? cfg->zoho.organization_id : ""};
     PGresult *r = db_exec(c,
                           "SELECT extract(epoch FROM now())::bigint,"
                           " extract(epoch FROM date_trunc('day', now()) + interval '1 day')::bigint,"
                           " coalesce((SELECT sum(calls) FROM tds.api_usage"
-                          "   WHERE minute >= date_trunc('day', now())), 0)",
-                          0, NULL, err);
+                          "   WHERE minute >= date_trunc('day', now())), 0),"
+                          " coalesce((SELECT day_limit FROM tds.zoho_day WHERE org = $1"
+                          "   AND reset_at > now()), -1),"
+                          " coalesce((SELECT day_limit - remaining FROM tds.zoho_day WHERE org = $1"
+                          "   AND reset_at > now()), -1)",
+                          1, p, err);
     if (r == NULL)
         return -1;
     time_t now = (time_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     time_t midnight = (time_t)strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-    out->used = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    out->counted = out->used = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    out->zoho_limit = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+    out->zoho_used = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
     PQclear(r);
+    /* The stricter figure wins (the difference is shown by tds budget). */
+    if (out->zoho_limit > 0 && out->zoho_limit < out->limit) {
+        out->limit = out->zoho_limit;
+        out->reserve = out->limit * cfg->zoho.budget_reserve_percent / 100;
+    }
+    if (out->zoho_used > out->used)
+        out->used = out->zoho_used;
     out->seconds_left = (long long)(midnight - now);
     for (size_t i = 0; i < BUDGET_MAX_JOBS && cfg->schedule.enabled; i++) {
         const char *line = *(char *const *)((const char *)cfg + jobs[i].offset);
@@ -171,6 +187,10 @@ int budget_allows(PGconn *c, const struct tds_config *cfg, const char *name,
     struct budget_plan p;
     if (budget_plan(c, cfg, &p, err) != 0)
         return -1;
+    if (p.zoho_used >= 0 && p.zoho_used != p.counted)
+        log_info("budget: Zoho counts %lld of %lld calls used today, tds counted %lld; the"
+                 " stricter figures are used",
+                 p.zoho_used, p.zoho_limit, p.counted);
     long long avail = p.limit - p.reserve - p.used;
     const struct budget_job *self = NULL;
     long long needed = 0; /* the high-priority jobs' calls for the rest of the day */
@@ -202,17 +222,13 @@ void budget_preview(PGconn *c, const struct tds_config *cfg, long long calls, ch
                     size_t n)
 {
     char *err = NULL;
-    PGresult *r = db_exec(c,
-                          "SELECT coalesce((SELECT sum(calls) FROM tds.api_usage"
-                          " WHERE minute >= date_trunc('day', now())), 0)",
-                          0, NULL, &err);
-    long long used = 0;
-    if (r != NULL) {
-        used = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-    }
+    struct budget_plan p;
+    long long left = config_rate_per_day(cfg);
+    struct tds_config none = *cfg;
+    none.schedule.enabled = false; /* the day's figures only, not the projection */
+    if (budget_plan(c, &none, &p, &err) == 0)
+        left = p.limit - p.used;
     free(err);
-    long long left = config_rate_per_day(cfg) - used;
     if (calls < 0)
         snprintf(buf, n, "an unknown number of Zoho calls (%lld left today)", left);
     else if (left <= 0)

@@ -291,6 +291,14 @@ void zoho_rate_release(struct zoho_conn *c, const struct zoho_http_resp *r)
     struct zoho_client *zc = c->zc;
     pthread_mutex_lock(&zc->rl_mu);
     zc->inflight--;
+    if (r != NULL && r->rl_remaining >= 0 && r->rl_limit > 0 && r->rl_reset > 60) {
+        /* The daily window (a reset of a minute at most is the minute's):
+         * kept for tds.zoho_day at the next flush. */
+        zc->zday_limit = r->rl_limit;
+        zc->zday_remaining = r->rl_remaining;
+        zc->zday_reset_s = r->rl_reset;
+        zc->zday_seen_ms = time_wall_ms();
+    }
     if (r != NULL && r->rl_remaining >= 0) {
         atomic_store(&zc->day_remaining, r->rl_remaining);
         atomic_store(&zc->day_reset_s, r->rl_reset);
@@ -375,9 +383,35 @@ void zoho_rate_block_day(struct zoho_client *zc, long long reset_s)
 
 /* ---- api usage ---- */
 
+/* Zoho's latest daily figures into tds.zoho_day (rl_mu held). */
+static int flush_day_locked(struct zoho_client *zc, char **err)
+{
+    if (zc->zday_seen_ms == 0 || zc->db_rl == NULL || !db_ok(zc->db_rl))
+        return 0;
+    char lim[24], rem[24], reset[24];
+    snprintf(lim, sizeof lim, "%lld", zc->zday_limit);
+    snprintf(rem, sizeof rem, "%lld", zc->zday_remaining);
+    snprintf(reset, sizeof reset, "%lld",
+             zc->zday_reset_s - (time_wall_ms() - zc->zday_seen_ms) / 1000);
+    const char *p[] = {zc->org, lim, rem, reset};
+    int rc = db_cmd(zc->db_rl,
+                    "INSERT INTO tds.zoho_day (org, day_limit, remaining, reset_at, seen_at)"
+                    " VALUES ($1, $2::bigint, $3::bigint,"
+                    " now() + make_interval(secs => $4::bigint), now())"
+                    " ON CONFLICT (org) DO UPDATE SET day_limit = EXCLUDED.day_limit,"
+                    " remaining = EXCLUDED.remaining, reset_at = EXCLUDED.reset_at,"
+                    " seen_at = EXCLUDED.seen_at",
+                    4, p, err);
+    if (rc == 0)
+        zc->zday_seen_ms = 0;
+    return rc;
+}
+
 static int flush_locked(struct zoho_client *zc, char **err)
 {
     zc->last_flush_ms = time_wall_ms();
+    if (flush_day_locked(zc, err) != 0)
+        return -1;
     if (zc->n_usage == 0 || zc->db_rl == NULL)
         return 0;
     if (!db_ok(zc->db_rl)) {

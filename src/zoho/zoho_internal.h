@@ -230,6 +230,8 @@ struct zoho_client {
     int day_left;               /* slots of today's budget granted to us */
     long long day_block_until_ms;   /* wall */
     int inflight, share;
+    /* Zoho's figures of its daily window, as last answered (rl_mu) */
+    long long zday_limit, zday_remaining, zday_reset_s, zday_seen_ms; /* seen_ms 0: none new */
     long long pause_until_us;   /* mono: after a code 44 */
     struct zoho_usage usage[ZOHO_USAGE_MAX];
     int n_usage;

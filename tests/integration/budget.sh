@@ -6,12 +6,15 @@
 # runs of each kind cost lately; `tds sync --estimate` states a manual
 # action's calls and share of what is left today, asking nothing of Zoho.
 set -u
-tds=$1
+tds=$1 sim=$2
+# shellcheck source=simlib.sh
+. "$(dirname "$0")/simlib.sh" # sim_start, sim_stop, ctl
 [ -n "${TDS_TEST_PG:-}" ] || { echo "TDS_TEST_PG not set: run through tests/run"; exit 77; }
 db=t_budget_$$
 tmp=$(mktemp -d)
 psql "$TDS_TEST_PG" -qc "CREATE DATABASE $db" || exit 1
-trap 'psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; rm -rf "$tmp"' EXIT
+simpid=
+trap 'sim_stop; psql "$TDS_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; rm -rf "$tmp"' EXIT
 export TDS_DATABASE_URL="$TDS_TEST_PG dbname=$db" XDG_CONFIG_HOME=/nonexistent
 unset TDS_CONFIG
 sql() { psql "$TDS_DATABASE_URL" -qAtc "$1"; }
@@ -56,6 +59,14 @@ read -r perrun basis < <(echo "$out" | jq_ '" ".join(str(x) for x in [[j for j i
 [ "$perrun" = 5 ] && echo "$basis" | grep -q "median of the last 5 runs" &&
     ok "observed: the median of the last 5 stock runs (5 calls) is the estimate" ||
     bad "observed: $out"
+# Zoho's own count (tds.zoho_day) is stricter: its limit and its used win.
+sql "INSERT INTO tds.zoho_day (org, day_limit, remaining, reset_at)
+     VALUES ('60000000001', 1500, 1000, now() + interval '1 hour')" >/dev/null
+out=$(t budget --json)
+v=$(echo "$out" | jq_ '" ".join(str(d[k]) for k in ("limit", "used", "counted", "zoho_used"))')
+[ "$v" = "1500 500 0 500" ] && ok "Zoho's figures win where stricter: limit 1,500, used 500 (tds counted 0)" ||
+    bad "zoho_day: $v"
+sql "DELETE FROM tds.zoho_day" >/dev/null
 out=$(t budget); st=$?
 echo "$out" | grep -qE '^stock_sync +high' && echo "$out" | grep -qE '^reconcile +low' &&
     ok "table: one line per job with its priority" || bad "table: $out"
@@ -92,5 +103,14 @@ echo "$out" | grep -q "tds: stock items: about 5 Zoho calls" && ok "a request st
 all=$(t budget 2>&1; t budget --json 2>&1; t sync stock --estimate 2>&1)
 echo "$all" | grep -q "budget-test-secret\|budget-test-refresh" && bad "a secret in the output" ||
     ok "no secret in the output"
+# Every answer of Zoho's daily window leaves its figures in tds.zoho_day.
+sim_start --items 50
+ctl POST /_sim/config '{"rate_day": 5000}' >/dev/null
+"$tds" --config "$tmp/tds.yaml" sync stock --all-items --wait >/dev/null 2>&1 ||
+    bad "sync against the simulator failed"
+v=$(sql "SELECT day_limit, remaining < 5000, reset_at > now() + interval '23 hours' FROM tds.zoho_day
+         WHERE org = '60000000001'")
+[ "$v" = "5000|t|t" ] && ok "a sync leaves Zoho's daily figures in tds.zoho_day" ||
+    bad "tds.zoho_day after a sync: '$v'"
 echo "budget: $fails failure(s)"
 [ $fails = 0 ]
