@@ -81,17 +81,6 @@ out=$(psql "$TDS_TEST_PG dbname=$db user=$operator" -qAtc \
 # The engine role runs an engine's work: a stock sync (staging tables, the
 # merge, events, the sealed token) against the simulator.
 sim_start --items 50
-zoho:
-  organization_id: "60000000001"
-  client_id: sim-client-id
-  client_secret: sim-client-secret
-  refresh_token: sim-refresh-token
-  accounts_url: http://127.0.0.1:$port
-  books_url: http://127.0.0.1:$port/books/v3
-  inventory_url: http://127.0.0.1:$port/inventory/v1
-images:
-  enabled: false
-YAML
 out=$(TDS_DATABASE_URL="$TDS_TEST_PG dbname=$db user=$engine" TDS_SYNC_UNLIMITED=1 \
       "$tds" --config "$tmp/tds.yaml" sync stock --all-items --wait 2>&1); st=$?
 n=$(sql "SELECT count(*) FROM zoho.items")
